@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class Geo311Config(AppConfig):
+    name = "geo311"
+    verbose_name = "geo311 service requests"

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    """Liveness and database readiness for load balancers."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/boundaries/", include("boundaries.urls")),
+    path("health", health, name="health"),
+]
