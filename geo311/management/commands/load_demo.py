@@ -1,0 +1,57 @@
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from importers.boundaries import BoundaryImportError
+from importers.manifest import import_manifest
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo" / "chicago"
+ADMIN_USERNAME = "admin"
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the Chicago demo city (boundaries) and create the demo admin user. "
+        "Safe to run again: files already loaded are skipped and the password is kept."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            reports = import_manifest(DEMO_DIR / "layers.json")
+        except BoundaryImportError as exc:
+            raise CommandError(f"demo city did not load: {exc}") from exc
+        for report in reports:
+            state = "already loaded" if report.unchanged else "loaded"
+            self.stdout.write(
+                f"  {report.layer:<18} v{report.version} ({report.status}) {state}: {report.source}"
+            )
+        password = self._admin_password()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo admin: http://127.0.0.1:8000/admin/  user '{ADMIN_USERNAME}'  "
+                f"password '{password}'"
+            )
+        )
+
+    def _admin_password(self) -> str:
+        """The demo admin's password: made once, kept in var/ (not in git), reapplied each run."""
+        store = Path(settings.BASE_DIR) / "var" / "demo-admin-password"
+        store.parent.mkdir(parents=True, exist_ok=True)
+        if store.exists():
+            password = store.read_text().strip()
+        else:
+            password = secrets.token_urlsafe(12)
+            store.write_text(password + "\n")
+            store.chmod(0o600)
+        user_model = get_user_model()
+        user, _ = user_model.objects.get_or_create(
+            username=ADMIN_USERNAME, defaults={"email": "admin@example.org"}
+        )
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        return password
