@@ -186,6 +186,9 @@ if [ -n "$problem" ]; then
     hint=""
     if [ "$DB_LOCAL" = 1 ] && [ "$DB_MANAGED" = 0 ]; then
         hint=" (run this script as root to create the role, database and extensions)"
+    elif [ "$DB_MANAGED" = 1 ] && [[ "$problem" == *"password authentication failed"* ]]; then
+        hint=" (role $DB_USER already existed with another password; setup does not change it:"
+        hint+=" runuser -u postgres -- psql -p $DB_PORT -c '\\password $DB_USER')"
     fi
     die "$DB_SAFE_URL: $problem$hint"
 fi
