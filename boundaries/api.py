@@ -3,9 +3,10 @@
 from itertools import groupby
 
 from django.contrib.gis.geos import Point
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from rest_framework import generics
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -77,7 +78,8 @@ class LayerBoundariesApi(APIView):
         else:
             version = selectors.layer_active_version(layer=layer)
         if version is None:
-            raise Http404(f"layer '{slug}' has no {'version ' + str(number) if number else 'active version'}")
+            missing = f"version {number}" if number else "active version"
+            raise NotFound(f"layer '{slug}' has no {missing}")
         body = selectors.layer_boundaries_geojson(
             version=version,
             simplify_m=params.validated_data["simplify"],

@@ -30,7 +30,7 @@ def layer_list() -> QuerySet[Layer]:
     active = LayerVersion.objects.filter(status=VersionStatus.ACTIVE)
     return Layer.objects.prefetch_related(
         Prefetch("versions", queryset=active, to_attr="active_versions")
-    ).annotate(version_count=Count("versions"))
+    ).annotate(version_count=Count("versions")).order_by("slug")
 
 
 def layer_versions(*, layer: Layer) -> QuerySet[LayerVersion]:

@@ -270,6 +270,7 @@ def read_clean_layer(
     say(f"read {count} features from {source.path.name} (layer {source.layer})")
     if count == 0:
         raise BoundaryImportError(f"{source.path} has no features")
+    crs = _source_crs(source, meta.get("crs"), srid)
 
     code_field = code_field or _guess_field(
         columns, [layer_slug, layer_slug.rstrip("s"), "code", "id"]
@@ -329,7 +330,6 @@ def read_clean_layer(
             f"{source.path.name}: {len(problems)} problem(s); nothing was imported{hint}", problems
         )
 
-    crs = _source_crs(source, meta.get("crs"), srid)
     repaired: list[str] = []
     invalid = [i for i in keep if not shapely.is_valid(geoms[i])]
     for i in invalid:
@@ -346,6 +346,19 @@ def read_clean_layer(
         say(f"repaired {len(repaired)} invalid polygon(s)")
 
     geoms = _to_wgs84(geoms[keep], crs, srid)
+    # Reprojection can make a valid ring touch itself (a vertex moves by micro-degrees); such
+    # polygons are repaired again and named, so ST_Covers never meets an invalid polygon.
+    for j in np.flatnonzero(~shapely.is_valid(geoms)):
+        i = keep[j]
+        reason = shapely.is_valid_reason(geoms[j])
+        fixed = _polygons_only(shapely.make_valid(geoms[j], method="structure", keep_collapsed=False))
+        if fixed is None:
+            raise BoundaryImportError(
+                f"{source.path.name}: feature {i + 1} (code {codes[i]}) has no area left in "
+                "EPSG:4326; nothing was imported"
+            )
+        geoms[j] = fixed
+        repaired.append(f"feature {i + 1} (code {codes[i]}): {reason} after reprojection")
     by_index = dict(zip(keep, geoms, strict=True))
     out_geoms, out_codes, out_names, attributes = [], [], [], []
     for code, members in groups.items():
