@@ -45,10 +45,14 @@ lock: ## regenerate requirements/lock.txt from pyproject.toml
 	@set -euo pipefail; \
 	tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
 	python3 -m venv "$$tmp/venv"; \
-	"$$tmp/venv/bin/pip" install -q '.[dev]'; \
+	"$$tmp/venv/bin/pip" install -q '.[dev]'; rm -rf build; \
 	"$$tmp/venv/bin/pip" freeze --exclude-editable --exclude geo311 > "$$tmp/lock.txt"; \
-	mv "$$tmp/lock.txt" requirements/lock.txt; \
-	echo "requirements/lock.txt: $$(wc -l < requirements/lock.txt) packages; run make setup to install"
+	if cmp -s "$$tmp/lock.txt" requirements/lock.txt; then \
+		echo "requirements/lock.txt is already up to date"; \
+	else \
+		mv "$$tmp/lock.txt" requirements/lock.txt; \
+		echo "requirements/lock.txt updated ($$(wc -l < requirements/lock.txt) packages): review it, then make setup"; \
+	fi
 
 clean: ## remove caches and collected static files (keeps .venv, the database and var/media)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache var/static build
