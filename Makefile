@@ -8,6 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+export HOST PORT
 # Passed to pytest by `make test`, e.g. make test PYTEST_ARGS="-x -k lookup"
 export PYTEST_ARGS
 # Used by `make bench`, e.g. make bench ONLY=subdivide_piece_size

@@ -5,12 +5,21 @@ from django.http import HttpRequest
 
 from . import services
 from .models import Boundary, Layer, LayerVersion
+from .widgets import LocalOSMWidget
 
 
 class LayerVersionInline(admin.TabularInline):
     model = LayerVersion
-    fields = ["number", "status", "source_name", "source_crs", "feature_count",
-              "effective_from", "effective_to", "imported_at"]
+    fields = (
+        "number",
+        "status",
+        "source_name",
+        "source_crs",
+        "feature_count",
+        "effective_from",
+        "effective_to",
+        "imported_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -45,8 +54,17 @@ def activate_versions(
 
 @admin.register(LayerVersion)
 class LayerVersionAdmin(admin.ModelAdmin):
-    list_display = ["layer", "number", "status", "source_name", "feature_count",
-                    "vertex_count", "effective_from", "effective_to", "imported_at"]
+    list_display = [
+        "layer",
+        "number",
+        "status",
+        "source_name",
+        "feature_count",
+        "vertex_count",
+        "effective_from",
+        "effective_to",
+        "imported_at",
+    ]
     list_filter = ["status", "layer"]
     list_select_related = ["layer"]
     actions = [activate_versions]
@@ -58,6 +76,7 @@ class LayerVersionAdmin(admin.ModelAdmin):
 
 @admin.register(Boundary)
 class BoundaryAdmin(GISModelAdmin):
+    gis_widget = LocalOSMWidget  # type: ignore[assignment]  # stubs type it as an instance
     list_display = ["code", "name", "version"]
     list_filter = ["version__layer", "version__status"]
     list_select_related = ["version__layer"]

@@ -3,6 +3,7 @@
 from itertools import groupby
 
 from django.contrib.gis.geos import Point
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from rest_framework import generics
@@ -37,15 +38,17 @@ class BoundaryLookupApi(APIView):
         for _, group in groupby(boundaries, key=lambda b: b.version.layer_id):
             items = list(group)
             version = items[0].version
-            layers.append({
-                "layer": version.layer.slug,
-                "name": version.layer.name,
-                "kind": version.layer.kind,
-                "version": version.number,
-                "boundaries": LookupBoundarySerializer(
-                    items, many=True, context={"request": request}
-                ).data,
-            })
+            layers.append(
+                {
+                    "layer": version.layer.slug,
+                    "name": version.layer.name,
+                    "kind": version.layer.kind,
+                    "version": version.number,
+                    "boundaries": LookupBoundarySerializer(
+                        items, many=True, context={"request": request}
+                    ).data,
+                }
+            )
         return Response({"lat": lat, "lon": lon, "layers": layers})
 
 
@@ -53,7 +56,7 @@ class LayerListApi(generics.ListAPIView):
     serializer_class = LayerSerializer
     pagination_class = None
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Layer]:
         return selectors.layer_list()
 
 
@@ -61,7 +64,7 @@ class LayerDetailApi(generics.RetrieveAPIView):
     serializer_class = LayerDetailSerializer
     lookup_field = "slug"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Layer]:
         return selectors.layer_list().prefetch_related("versions")
 
 

@@ -21,7 +21,9 @@ class LayerKind(models.TextChoices):
 
 
 class Layer(models.Model):
-    slug = models.SlugField(unique=True, help_text="Short name used in URLs and commands, e.g. wards")
+    slug = models.SlugField(
+        unique=True, help_text="Short name used in URLs and commands, e.g. wards"
+    )
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=32, choices=LayerKind.choices, default=LayerKind.OTHER)
     description = models.TextField(blank=True)

@@ -28,9 +28,13 @@ def boundaries_containing(*, point: Point, layers: list[str] | None = None) -> Q
 
 def layer_list() -> QuerySet[Layer]:
     active = LayerVersion.objects.filter(status=VersionStatus.ACTIVE)
-    return Layer.objects.prefetch_related(
-        Prefetch("versions", queryset=active, to_attr="active_versions")
-    ).annotate(version_count=Count("versions")).order_by("slug")
+    return (
+        Layer.objects.prefetch_related(
+            Prefetch("versions", queryset=active, to_attr="active_versions")
+        )
+        .annotate(version_count=Count("versions"))
+        .order_by("slug")
+    )
 
 
 def layer_versions(*, layer: Layer) -> QuerySet[LayerVersion]:
@@ -87,8 +91,11 @@ def version_diff(
             change, pct = row["change"], None
         changes.append(
             VersionChange(
-                code=row["code"], name=row["name"] or "", change=change,
-                area_change_pct=pct, moved_m2=row["moved_m2"],
+                code=row["code"],
+                name=row["name"] or "",
+                change=change,
+                area_change_pct=pct,
+                moved_m2=row["moved_m2"],
             )
         )
     return changes

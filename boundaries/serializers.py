@@ -20,7 +20,10 @@ class LookupInputSerializer(serializers.Serializer):
 
 class LayerBoundariesInputSerializer(serializers.Serializer):
     simplify = serializers.FloatField(
-        required=False, default=0.0, min_value=0.0, max_value=10_000.0,
+        required=False,
+        default=0.0,
+        min_value=0.0,
+        max_value=10_000.0,
         help_text="tolerance in metres",
     )
     version = serializers.IntegerField(required=False, min_value=1)
@@ -42,9 +45,20 @@ class VersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = LayerVersion
         fields = [
-            "number", "status", "source_name", "source_layer", "checksum", "source_crs",
-            "code_field", "name_field", "imported_at", "effective_from", "effective_to",
-            "activated_at", "feature_count", "vertex_count",
+            "number",
+            "status",
+            "source_name",
+            "source_layer",
+            "checksum",
+            "source_crs",
+            "code_field",
+            "name_field",
+            "imported_at",
+            "effective_from",
+            "effective_to",
+            "activated_at",
+            "feature_count",
+            "vertex_count",
         ]
 
 
@@ -61,8 +75,14 @@ class LayerSerializer(serializers.ModelSerializer):
     class Meta:
         model = Layer
         fields = [
-            "slug", "name", "kind", "description", "url", "boundaries_url",
-            "version_count", "active_version",
+            "slug",
+            "name",
+            "kind",
+            "description",
+            "url",
+            "boundaries_url",
+            "version_count",
+            "active_version",
         ]
 
     def get_active_version(self, layer: Layer) -> dict | None:

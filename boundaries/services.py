@@ -24,8 +24,8 @@ class BoundaryRow:
 
 def layer_get_or_create(*, slug: str, name: str = "", kind: str = LayerKind.OTHER) -> Layer:
     layer, created = Layer.objects.get_or_create(
-        slug=slug, defaults={"name": name or slug.replace("-", " ").replace("_", " ").title(),
-                             "kind": kind}
+        slug=slug,
+        defaults={"name": name or slug.replace("-", " ").replace("_", " ").title(), "kind": kind},
     )
     if created:
         layer.full_clean()

@@ -1,32 +1,28 @@
 """SQL the ORM cannot say: set-based subdivision, diffs and topology checks over whole layers.
 
-Every statement is parameterised; table names come from the models, never from input.
+Every statement is parameterised. Table names are written out (boundaries_boundary,
+boundaries_boundarypart: Django's names for the models) so each statement reads as it runs.
 """
 
 from collections.abc import Iterable
 
 from django.db import connection
 
-from .models import Boundary, BoundaryPart
-
-_PART = BoundaryPart._meta.db_table
-_BOUNDARY = Boundary._meta.db_table
-
 # ST_Subdivide in one statement for a whole version: a Python loop would ship every polygon
 # through GEOS and back.
-SUBDIVIDE_VERSION = f"""
-INSERT INTO {_PART} (boundary_id, version_id, geom)
+SUBDIVIDE_VERSION = """
+INSERT INTO boundaries_boundarypart (boundary_id, version_id, geom)
 SELECT b.id, b.version_id, ST_Subdivide(b.geom, %(max_vertices)s)
-FROM {_BOUNDARY} b
+FROM boundaries_boundary b
 WHERE b.version_id = %(version_id)s
 """
 
 
-SUBDIVIDE_BOUNDARY = f"""
-WITH gone AS (DELETE FROM {_PART} WHERE boundary_id = %(boundary_id)s)
-INSERT INTO {_PART} (boundary_id, version_id, geom)
+SUBDIVIDE_BOUNDARY = """
+WITH gone AS (DELETE FROM boundaries_boundarypart WHERE boundary_id = %(boundary_id)s)
+INSERT INTO boundaries_boundarypart (boundary_id, version_id, geom)
 SELECT b.id, b.version_id, ST_Subdivide(b.geom, %(max_vertices)s)
-FROM {_BOUNDARY} b
+FROM boundaries_boundary b
 WHERE b.id = %(boundary_id)s
 """
 
@@ -47,11 +43,11 @@ def subdivide_version(*, version_id: int, max_vertices: int) -> int:
 
 # Compares a candidate version with the active one by code. Areas are measured on the geography
 # (square metres on the spheroid), never in degrees.
-VERSION_DIFF = f"""
+VERSION_DIFF = """
 WITH new AS (
-    SELECT code, name, geom FROM {_BOUNDARY} WHERE version_id = %(new)s
+    SELECT code, name, geom FROM boundaries_boundary WHERE version_id = %(new)s
 ), old AS (
-    SELECT code, name, geom FROM {_BOUNDARY} WHERE version_id = %(old)s
+    SELECT code, name, geom FROM boundaries_boundary WHERE version_id = %(old)s
 )
 SELECT
     coalesce(new.code, old.code) AS code,
@@ -78,11 +74,11 @@ def version_diff_rows(*, new_version_id: int, old_version_id: int) -> list[dict]
 # Overlaps: pairs of boundaries of one version whose shared area is above the tolerance.
 # Gaps: holes in the union of the whole layer, i.e. land enclosed by the layer that no boundary
 # covers. A real hole (a lake cut out of every boundary) is reported too: the GIS team decides.
-OVERLAPS = f"""
+OVERLAPS = """
 SELECT a.code, b.code, ST_Area(i.geom::geography) AS area_m2,
        ST_Y(ST_PointOnSurface(i.geom)) AS lat, ST_X(ST_PointOnSurface(i.geom)) AS lon
-FROM {_BOUNDARY} a
-JOIN {_BOUNDARY} b
+FROM boundaries_boundary a
+JOIN boundaries_boundary b
   ON a.version_id = b.version_id AND a.id < b.id AND ST_Intersects(a.geom, b.geom)
 CROSS JOIN LATERAL (
     SELECT ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS geom
@@ -93,9 +89,9 @@ WHERE a.version_id = %(version_id)s
 ORDER BY area_m2 DESC
 """
 
-GAPS = f"""
+GAPS = """
 WITH layer AS (
-    SELECT ST_Union(geom) AS geom FROM {_BOUNDARY} WHERE version_id = %(version_id)s
+    SELECT ST_Union(geom) AS geom FROM boundaries_boundary WHERE version_id = %(version_id)s
 ), polys AS (
     SELECT (ST_Dump(geom)).geom AS geom FROM layer
 ), holes AS (
@@ -132,7 +128,7 @@ def copy_boundaries(*, version_id: int, rows: Iterable[tuple[str, str, str, byte
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper
         with raw.copy(
-            f"COPY {_BOUNDARY} (version_id, code, name, attributes, geom) FROM STDIN"
+            "COPY boundaries_boundary (version_id, code, name, attributes, geom) FROM STDIN"
         ) as copy:
             for code, name, attributes, ewkb in rows:
                 copy.write_row((version_id, code, name, attributes, ewkb.hex()))
@@ -142,12 +138,12 @@ def copy_boundaries(*, version_id: int, rows: Iterable[tuple[str, str, str, byte
 
 # A whole layer as GeoJSON in one statement (habit: big collections are serialised by PostGIS).
 # Simplification happens in metres: in the UTM zone of the layer's centre, then back to 4326.
-LAYER_FEATURE_COLLECTION = f"""
+LAYER_FEATURE_COLLECTION = """
 WITH utm AS (
     SELECT CASE WHEN ST_Y(c) >= 0 THEN 32600 ELSE 32700 END
            + floor((ST_X(c) + 180) / 6)::int + 1 AS srid
     FROM (SELECT ST_Centroid(ST_Extent(geom)::geometry) AS c
-          FROM {_BOUNDARY} WHERE version_id = %(version_id)s) centre
+          FROM boundaries_boundary WHERE version_id = %(version_id)s) centre
 ), features AS (
     SELECT b.code, json_build_object(
         'type', 'Feature',
@@ -159,7 +155,7 @@ WITH utm AS (
                  ELSE b.geom END, 6)::json,
         'properties', json_build_object('code', b.code, 'name', b.name)
     ) AS feature
-    FROM {_BOUNDARY} b CROSS JOIN utm
+    FROM boundaries_boundary b CROSS JOIN utm
     WHERE b.version_id = %(version_id)s
       AND (%(west)s::float8 IS NULL
            OR b.geom && ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326))
@@ -179,7 +175,13 @@ def layer_feature_collection(
     with connection.cursor() as cursor:
         cursor.execute(
             LAYER_FEATURE_COLLECTION,
-            {"version_id": version_id, "simplify_m": simplify_m,
-             "west": west, "south": south, "east": east, "north": north},
+            {
+                "version_id": version_id,
+                "simplify_m": simplify_m,
+                "west": west,
+                "south": south,
+                "east": east,
+                "north": north,
+            },
         )
         return cursor.fetchone()[0]

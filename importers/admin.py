@@ -51,6 +51,10 @@ class ImportingLayerAdmin(LayerAdmin):
                             name_field=data["name_field"] or None,
                             source_layer=data["source_layer"] or None,
                             srid=data["srid"],
+                            exclude_codes=frozenset(
+                                c.strip() for c in data["exclude"].split(",") if c.strip()
+                            ),
+                            merge_duplicates=data["merge_duplicates"],
                             effective_from=data["effective_from"],
                             activate=data["activate"],
                             dry_run=data["dry_run"],

@@ -33,7 +33,9 @@ from boundaries.models import Layer, LayerKind, LayerVersion, VersionStatus
 
 Progress = Callable[[str], None]
 
-SUPPORTED = ".geojson, .json, .shp (with its siblings), .zip (a zipped shapefile), .gpkg, .kml, .kmz"
+SUPPORTED = (
+    ".geojson, .json, .shp (with its siblings), .zip (a zipped shapefile), .gpkg, .kml, .kmz"
+)
 
 
 class BoundaryImportError(Exception):
@@ -96,7 +98,9 @@ class ImportReport:
             f"{verb} {self.features} boundaries ({self.vertices:,} vertices) from {self.source} "
             f"[{self.source_crs}] into {where} in {self.seconds:.1f} s."
         )
-        lines.append(f"Codes from '{self.code_field}', names from '{self.name_field or self.code_field}'.")
+        lines.append(
+            f"Codes from '{self.code_field}', names from '{self.name_field or self.code_field}'."
+        )
         lines += [f"Note: {n}" for n in self.notes]
         if self.repaired:
             lines.append(f"Repaired {len(self.repaired)} invalid polygon(s):")
@@ -110,9 +114,7 @@ class ImportReport:
             )
             lines += [f"  + {c}" for c in self.added]
             lines += [f"  - {c}" for c in self.removed]
-            lines += [
-                f"  ~ {c['code']}: area {c['area_change_pct']:+.1f}%" for c in self.changed
-            ]
+            lines += [f"  ~ {c['code']}: area {c['area_change_pct']:+.1f}%" for c in self.changed]
         lines += [f"Warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -141,7 +143,9 @@ def open_source(path: Path, *, source_layer: str | None = None) -> SourceFile:
     if not path.exists():
         raise BoundaryImportError(f"{path}: no such file")
     if path.is_dir():
-        raise BoundaryImportError(f"{path} is a folder; give the .shp, .zip, .gpkg or .geojson file")
+        raise BoundaryImportError(
+            f"{path} is a folder; give the .shp, .zip, .gpkg or .geojson file"
+        )
     if path.stat().st_size == 0:
         raise BoundaryImportError(f"{path} is empty (0 bytes)")
     suffix = path.suffix.lower()
@@ -149,7 +153,9 @@ def open_source(path: Path, *, source_layer: str | None = None) -> SourceFile:
     gdal_path = str(path)
     if suffix == ".zip":
         if not zipfile.is_zipfile(path):
-            raise BoundaryImportError(f"{path} is not a readable zip archive (corrupt or truncated?)")
+            raise BoundaryImportError(
+                f"{path} is not a readable zip archive (corrupt or truncated?)"
+            )
         try:
             with zipfile.ZipFile(path) as archive:
                 bad = archive.testzip()
@@ -158,7 +164,9 @@ def open_source(path: Path, *, source_layer: str | None = None) -> SourceFile:
             raise BoundaryImportError(f"{path} is a corrupt zip archive: {exc}") from exc
         if bad is not None:
             raise BoundaryImportError(f"{path} is a corrupt zip archive: {bad} fails its CRC check")
-        if not any(n.lower().endswith((".shp", ".gpkg", ".geojson", ".json", ".kml")) for n in names):
+        if not any(
+            n.lower().endswith((".shp", ".gpkg", ".geojson", ".json", ".kml")) for n in names
+        ):
             raise BoundaryImportError(
                 f"{path} holds no boundary file (no .shp, .gpkg, .geojson or .kml inside)"
             )
@@ -167,7 +175,9 @@ def open_source(path: Path, *, source_layer: str | None = None) -> SourceFile:
         siblings = sorted(p for p in path.parent.glob(path.stem + ".*") if p != path)
         files += siblings
         if not any(p.suffix.lower() == ".dbf" for p in siblings):
-            raise BoundaryImportError(f"{path} has no .dbf beside it; send all the shapefile's files")
+            raise BoundaryImportError(
+                f"{path} has no .dbf beside it; send all the shapefile's files"
+            )
     elif suffix not in {".geojson", ".json", ".gpkg", ".kml", ".kmz"}:
         raise BoundaryImportError(f"{path}: unsupported file type '{suffix}'; use {SUPPORTED}")
 
@@ -253,7 +263,7 @@ def read_clean_layer(
     merge_duplicates: bool = False,
     progress: Progress | None = None,
 ) -> CleanLayer:
-    """Read, validate and repair every feature; raise with every problem found, or return clean data.
+    """Read, check and repair every feature; raise naming every problem, or return clean data.
 
     ``srid`` names the CRS of a file that has none (a shapefile without .prj) and overrides a
     wrong one. Features whose code is in ``exclude_codes`` are left out (e.g. Chicago's "OUT"
@@ -299,8 +309,10 @@ def read_clean_layer(
     keep = [i for i in range(count) if codes[i] not in exclude_codes]
     notes = []
     if len(keep) < count:
-        notes.append(f"excluded {count - len(keep)} feature(s) with code(s) "
-                     f"{', '.join(sorted(set(exclude_codes) & set(codes)))}")
+        notes.append(
+            f"excluded {count - len(keep)} feature(s) with code(s) "
+            f"{', '.join(sorted(set(exclude_codes) & set(codes)))}"
+        )
 
     problems: list[str] = []
     groups: dict[str, list[int]] = {}
@@ -324,41 +336,23 @@ def read_clean_layer(
     if problems:
         hint = ""
         if any("already used" in p for p in problems):
-            hint = (" (pass --merge-duplicates to join features that share a code into one "
-                    "boundary, or --exclude CODE to leave a code out)")
+            hint = (
+                " (pass --merge-duplicates to join features that share a code into one "
+                "boundary, or --exclude CODE to leave a code out)"
+            )
         raise BoundaryImportError(
             f"{source.path.name}: {len(problems)} problem(s); nothing was imported{hint}", problems
         )
 
-    repaired: list[str] = []
-    invalid = [i for i in keep if not shapely.is_valid(geoms[i])]
-    for i in invalid:
-        reason = shapely.is_valid_reason(geoms[i])
-        fixed = _polygons_only(shapely.make_valid(geoms[i], method="structure", keep_collapsed=False))
-        if fixed is None:
-            raise BoundaryImportError(
-                f"{source.path.name}: feature {i + 1} (code {codes[i]}) is invalid ({reason}) "
-                "and has no area left after repair; nothing was imported"
-            )
-        geoms[i] = fixed
-        repaired.append(f"feature {i + 1} (code {codes[i]}): {reason}")
+    labels = [f"feature {i + 1} (code {codes[i]})" for i in keep]
+    geoms = geoms[keep]
+    repaired = _repair_invalid(geoms, labels=labels, when="")
     if repaired:
         say(f"repaired {len(repaired)} invalid polygon(s)")
-
-    geoms = _to_wgs84(geoms[keep], crs, srid)
+    geoms = _to_wgs84(geoms, crs, srid)
     # Reprojection can make a valid ring touch itself (a vertex moves by micro-degrees); such
     # polygons are repaired again and named, so ST_Covers never meets an invalid polygon.
-    for j in np.flatnonzero(~shapely.is_valid(geoms)):
-        i = keep[j]
-        reason = shapely.is_valid_reason(geoms[j])
-        fixed = _polygons_only(shapely.make_valid(geoms[j], method="structure", keep_collapsed=False))
-        if fixed is None:
-            raise BoundaryImportError(
-                f"{source.path.name}: feature {i + 1} (code {codes[i]}) has no area left in "
-                "EPSG:4326; nothing was imported"
-            )
-        geoms[j] = fixed
-        repaired.append(f"feature {i + 1} (code {codes[i]}): {reason} after reprojection")
+    repaired += _repair_invalid(geoms, labels=labels, when=" after reprojection")
     by_index = dict(zip(keep, geoms, strict=True))
     out_geoms, out_codes, out_names, attributes = [], [], [], []
     for code, members in groups.items():
@@ -430,9 +424,29 @@ def _to_wgs84(geoms: np.ndarray, crs: CRS, srid: int | None) -> np.ndarray:
     return geoms
 
 
+def _repair_invalid(geoms: np.ndarray, *, labels: list[str], when: str) -> list[str]:
+    """Repair invalid polygons in place (GEOS MakeValid, "structure" method, polygonal part
+    kept); return one line per repair naming the feature and what was wrong."""
+    lines = []
+    for j in np.flatnonzero(~shapely.is_valid(geoms)):
+        reason = shapely.is_valid_reason(geoms[j])
+        fixed = _polygons_only(
+            shapely.make_valid(geoms[j], method="structure", keep_collapsed=False)
+        )
+        if fixed is None:
+            raise BoundaryImportError(
+                f"{labels[j]} is invalid ({reason}) and has no area left after repair; "
+                "nothing was imported"
+            )
+        geoms[j] = fixed
+        lines.append(f"{labels[j]}: {reason}{when}")
+    return lines
+
+
 def _polygons_only(geom: shapely.Geometry) -> shapely.Geometry | None:
     polys = [
-        g for g in shapely.get_parts(geom)
+        g
+        for g in shapely.get_parts(geom)
         if g.geom_type in ("Polygon", "MultiPolygon") and not g.is_empty
     ]
     parts = [p for g in polys for p in shapely.get_parts(g)]
@@ -474,7 +488,9 @@ def import_boundary_file(
     path = Path(path)
     source = open_source(path, source_layer=source_layer)
     report = ImportReport(
-        source=source_name or path.name, layer=layer, source_layer=source.layer or "",
+        source=source_name or path.name,
+        layer=layer,
+        source_layer=source.layer or "",
         dry_run=dry_run,
     )
 
@@ -492,8 +508,14 @@ def import_boundary_file(
         return report
 
     clean = read_clean_layer(
-        source, layer_slug=layer, code_field=code_field, name_field=name_field, srid=srid,
-        exclude_codes=exclude_codes, merge_duplicates=merge_duplicates, progress=say,
+        source,
+        layer_slug=layer,
+        code_field=code_field,
+        name_field=name_field,
+        srid=srid,
+        exclude_codes=exclude_codes,
+        merge_duplicates=merge_duplicates,
+        progress=say,
     )
     report.source_crs = clean.source_crs
     report.code_field = clean.code_field
@@ -506,7 +528,11 @@ def import_boundary_file(
     rows = (
         boundary_services.BoundaryRow(code, name, attrs, ewkb)
         for code, name, attrs, ewkb in zip(
-            clean.codes, clean.names, clean.attributes, _ewkb_4326(clean.geoms), strict=True,
+            clean.codes,
+            clean.names,
+            clean.attributes,
+            _ewkb_4326(clean.geoms),
+            strict=True,
         )
     )
     with transaction.atomic():

@@ -14,6 +14,12 @@ class BoundaryUploadForm(forms.Form):
     name_field = forms.CharField(required=False)
     source_layer = forms.CharField(required=False, help_text="Layer inside a GeoPackage or KML")
     srid = forms.IntegerField(required=False, help_text="EPSG code, when the file has no CRS")
+    exclude = forms.CharField(
+        required=False, help_text="Codes to leave out, comma-separated (e.g. OUT)"
+    )
+    merge_duplicates = forms.BooleanField(
+        required=False, help_text="Join features that share a code into one boundary"
+    )
     effective_from = forms.DateField(required=False)
     activate = forms.BooleanField(required=False)
     dry_run = forms.BooleanField(

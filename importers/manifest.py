@@ -15,8 +15,18 @@ from typing import Any
 from .boundaries import BoundaryImportError, ImportReport, Progress, import_boundary_file
 
 _KNOWN = {
-    "file", "layer", "kind", "name", "code_field", "name_field", "exclude", "merge_duplicates",
-    "srid", "source_layer", "effective_from", "activate",
+    "file",
+    "layer",
+    "kind",
+    "name",
+    "code_field",
+    "name_field",
+    "exclude",
+    "merge_duplicates",
+    "srid",
+    "source_layer",
+    "effective_from",
+    "activate",
 }
 
 

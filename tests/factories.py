@@ -15,9 +15,7 @@ def box(west: float, south: float, east: float, north: float) -> MultiPolygon:
 
 def square(west: float, south: float, size: float) -> MultiPolygon:
     """An axis-aligned square in degrees (EPSG:4326)."""
-    return MultiPolygon(
-        Polygon.from_bbox((west, south, west + size, south + size)), srid=4326
-    )
+    return MultiPolygon(Polygon.from_bbox((west, south, west + size, south + size)), srid=4326)
 
 
 class LayerFactory(factory.django.DjangoModelFactory):

@@ -15,9 +15,7 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
 DATABASES = {
-    "default": env.db_url(
-        "DATABASE_URL", default="postgis://geo311:geo311@127.0.0.1:5432/geo311"
-    ),
+    "default": env.db_url("DATABASE_URL", default="postgis://geo311:geo311@127.0.0.1:5432/geo311"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)

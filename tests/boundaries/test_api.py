@@ -12,14 +12,28 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def chicago(db: None) -> None:
-    import_boundary_file(CHICAGO / "wards_2003_2015.gpkg", layer="wards", code_field="ward",
-                         name_field="alderman", exclude_codes=frozenset({"OUT"}),
-                         layer_kind="ward", layer_name="Wards")
-    import_boundary_file(CHICAGO / "community_areas.geojson", layer="community-areas",
-                         code_field="AREA_NUMBE", name_field="COMMUNITY")
-    import_boundary_file(CHICAGO / "police_districts_2012_shapefile.zip",
-                         layer="police-districts", code_field="dist_num",
-                         name_field="dist_label", merge_duplicates=True)
+    import_boundary_file(
+        CHICAGO / "wards_2003_2015.gpkg",
+        layer="wards",
+        code_field="ward",
+        name_field="alderman",
+        exclude_codes=frozenset({"OUT"}),
+        layer_kind="ward",
+        layer_name="Wards",
+    )
+    import_boundary_file(
+        CHICAGO / "community_areas.geojson",
+        layer="community-areas",
+        code_field="AREA_NUMBE",
+        name_field="COMMUNITY",
+    )
+    import_boundary_file(
+        CHICAGO / "police_districts_2012_shapefile.zip",
+        layer="police-districts",
+        code_field="dist_num",
+        name_field="dist_label",
+        merge_duplicates=True,
+    )
 
 
 def test_lookup_names_ward_community_area_and_police_district_of_the_loop(client: Client, chicago):
@@ -38,8 +52,10 @@ def test_lookup_names_ward_community_area_and_police_district_of_the_loop(client
 
 
 def test_lookup_narrowed_to_layers(client: Client, chicago):
-    response = client.get("/api/v1/boundaries/lookup",
-                          {"lat": LOOP[0], "lon": LOOP[1], "layer": "wards,police-districts"})
+    response = client.get(
+        "/api/v1/boundaries/lookup",
+        {"lat": LOOP[0], "lon": LOOP[1], "layer": "wards,police-districts"},
+    )
     assert [g["layer"] for g in response.json()["layers"]] == ["police-districts", "wards"]
 
 
@@ -85,7 +101,9 @@ def test_layer_list_and_detail(client: Client, chicago, django_assert_num_querie
     assert client.get("/api/v1/boundaries/layers/nope/").status_code == 404
 
 
-def test_layer_list_query_count_does_not_grow_with_layers(client: Client, django_assert_num_queries):
+def test_layer_list_query_count_does_not_grow_with_layers(
+    client: Client, django_assert_num_queries
+):
     for _ in range(5):
         BoundaryFactory(version=LayerVersionFactory(layer=LayerFactory()))
     with django_assert_num_queries(2):
@@ -104,6 +122,7 @@ def test_layer_boundaries_geojson_simplified_in_metres(client: Client, chicago):
     assert ward_2["properties"]["name"] == "ROBERT FIORETTI"
 
 
+GTE_ZERO = "Ensure this value is greater than or equal to 0.0."
 CA_URL = "/api/v1/boundaries/layers/community-areas/boundaries.geojson"
 
 
@@ -121,7 +140,11 @@ def test_layer_boundaries_bbox(client: Client, chicago):
     [
         ({"bbox": "1,2,3"}, 400, {"bbox": ["bbox must be four numbers: west,south,east,north"]}),
         ({"bbox": "5,2,3,4"}, 400, {"bbox": ["bbox must have west < east and south < north"]}),
-        ({"simplify": -1}, 400, {"simplify": ["Ensure this value is greater than or equal to 0.0."]}),
+        (
+            {"simplify": -1},
+            400,
+            {"simplify": ["Ensure this value is greater than or equal to 0.0."]},
+        ),
         ({"version": 9}, 404, {"detail": "layer 'community-areas' has no version 9"}),
     ],
 )

@@ -63,6 +63,7 @@ def test_topology_reports_overlaps_and_gaps_with_area_and_place():
     assert 0.10 < overlaps[0].lon < 0.11
     assert len(gaps) == 1
     assert gaps[0].area_m2 == pytest.approx(2226.4 * 2211.6, rel=0.01)
-    assert (0.15 < gaps[0].lon < 0.17) and (0.20 < gaps[0].lat < 0.22)
+    assert 0.15 < gaps[0].lon < 0.17
+    assert 0.20 < gaps[0].lat < 0.22
 
     assert selectors.version_topology(version=version, tolerance_m2=1e9) == []

@@ -12,16 +12,20 @@ pytestmark = pytest.mark.django_db
 
 def test_activation_retires_the_previous_version_and_dates_both():
     layer = LayerFactory()
-    old = LayerVersionFactory(layer=layer, status=VersionStatus.ACTIVE,
-                              effective_from=dt.date(2003, 5, 1))
-    new = LayerVersionFactory(layer=layer, status=VersionStatus.STAGED,
-                              effective_from=dt.date(2015, 5, 18))
+    old = LayerVersionFactory(
+        layer=layer, status=VersionStatus.ACTIVE, effective_from=dt.date(2003, 5, 1)
+    )
+    new = LayerVersionFactory(
+        layer=layer, status=VersionStatus.STAGED, effective_from=dt.date(2015, 5, 18)
+    )
     services.layer_version_activate(version=new)
     old.refresh_from_db()
     new.refresh_from_db()
     assert (old.status, old.effective_to) == (VersionStatus.RETIRED, dt.date(2015, 5, 18))
     assert (new.status, new.effective_from, new.effective_to) == (
-        VersionStatus.ACTIVE, dt.date(2015, 5, 18), None
+        VersionStatus.ACTIVE,
+        dt.date(2015, 5, 18),
+        None,
     )
     assert new.activated_at is not None
 
@@ -31,8 +35,13 @@ def test_database_allows_one_active_version_per_layer():
     LayerVersionFactory(layer=layer, status=VersionStatus.ACTIVE)
     with pytest.raises(IntegrityError), transaction.atomic():
         LayerVersion.objects.create(
-            layer=layer, number=99, status=VersionStatus.ACTIVE, source_name="x", checksum="x",
-            source_crs="EPSG:4326", code_field="code",
+            layer=layer,
+            number=99,
+            status=VersionStatus.ACTIVE,
+            source_name="x",
+            checksum="x",
+            source_crs="EPSG:4326",
+            code_field="code",
         )
 
 

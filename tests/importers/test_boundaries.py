@@ -38,8 +38,10 @@ def db_state() -> tuple[int, int, int, int]:
 
 def test_geojson_import_creates_an_active_first_version_with_parts():
     report = import_boundary_file(
-        CHICAGO / "community_areas.geojson", layer="community-areas",
-        code_field="AREA_NUMBE", name_field="COMMUNITY",
+        CHICAGO / "community_areas.geojson",
+        layer="community-areas",
+        code_field="AREA_NUMBE",
+        name_field="COMMUNITY",
     )
     version = LayerVersion.objects.get(layer__slug="community-areas")
     assert (report.features, report.version, report.status) == (77, 1, "active")
@@ -59,8 +61,11 @@ def test_geojson_import_creates_an_active_first_version_with_parts():
 
 def test_zipped_shapefile_with_prj_imports():
     report = import_boundary_file(
-        CHICAGO / "police_districts_2012_shapefile.zip", layer="police-districts",
-        code_field="dist_num", name_field="dist_label", merge_duplicates=True,
+        CHICAGO / "police_districts_2012_shapefile.zip",
+        layer="police-districts",
+        code_field="dist_num",
+        name_field="dist_label",
+        merge_duplicates=True,
     )
     assert report.features == 23
     assert report.source_crs == "EPSG:4326"
@@ -83,8 +88,9 @@ def test_kml_imports(tmp_path: Path):
     kml = tmp_path / "districts.kml"
     df = pyogrio.read_dataframe(CHICAGO / "police_districts_2012.geojson")
     pyogrio.write_dataframe(df, kml, driver="KML")
-    report = import_boundary_file(kml, layer="districts-kml", code_field="dist_num",
-                                  merge_duplicates=True)
+    report = import_boundary_file(
+        kml, layer="districts-kml", code_field="dist_num", merge_duplicates=True
+    )
     assert report.features == 23
     assert loop_codes("districts-kml") == ["1"]
 
@@ -160,14 +166,21 @@ def test_feature_collection_without_features_is_refused(tmp_path: Path):
 
 def test_file_of_points_is_refused_with_feature_numbers(tmp_path: Path):
     points = tmp_path / "points.geojson"
-    points.write_text(json.dumps({
-        "type": "FeatureCollection",
-        "features": [
-            {"type": "Feature", "properties": {"code": str(i)},
-             "geometry": {"type": "Point", "coordinates": [-87.6 + i / 100, 41.8]}}
-            for i in range(3)
-        ],
-    }))
+    points.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"code": str(i)},
+                        "geometry": {"type": "Point", "coordinates": [-87.6 + i / 100, 41.8]},
+                    }
+                    for i in range(3)
+                ],
+            }
+        )
+    )
     with pytest.raises(BoundaryImportError) as err:
         import_boundary_file(points, layer="wards", code_field="code")
     assert "nothing was imported" in str(err.value)
@@ -180,7 +193,9 @@ def test_geopackage_with_two_layers_needs_source_layer(tmp_path: Path):
     shutil.copy(CHICAGO / "wards_2003_2015.gpkg", two)
     districts = pyogrio.read_dataframe(CHICAGO / "police_districts_2012.geojson")
     pyogrio.write_dataframe(districts, two, layer="districts", append=True)
-    with pytest.raises(BoundaryImportError, match=r"has 2 layers \(.*wards.*districts.*--source-layer"):
+    with pytest.raises(
+        BoundaryImportError, match=r"has 2 layers \(.*wards.*districts.*--source-layer"
+    ):
         import_boundary_file(two, layer="wards", code_field="ward")
     with pytest.raises(BoundaryImportError, match="has no layer 'nope'"):
         import_boundary_file(two, layer="wards", source_layer="nope")
@@ -210,9 +225,7 @@ def test_duplicate_and_empty_codes_are_refused_whole(tmp_path: Path):
 
 def test_unknown_code_field_lists_the_fields():
     with pytest.raises(BoundaryImportError, match=r"no field 'nope'.*AREA_NUMBE"):
-        import_boundary_file(
-            CHICAGO / "community_areas.geojson", layer="ca", code_field="nope"
-        )
+        import_boundary_file(CHICAGO / "community_areas.geojson", layer="ca", code_field="nope")
 
 
 def test_invalid_polygons_are_repaired_and_named():
@@ -225,9 +238,11 @@ def test_invalid_polygons_are_repaired_and_named():
     assert in_file[0].startswith("feature 17 (code 17): Ring Self-intersection")
     assert in_file[1].startswith("feature 24 (code 24): Ring Self-intersection")
     assert report.source_crs == "EPSG:2263"
-    assert not Boundary.objects.filter(version__layer__slug="schooldist").extra(
-        where=["NOT ST_IsValid(geom)"]
-    ).exists()
+    assert (
+        not Boundary.objects.filter(version__layer__slug="schooldist")
+        .extra(where=["NOT ST_IsValid(geom)"])
+        .exists()
+    )
 
 
 # --- versions -------------------------------------------------------------------------------
@@ -235,7 +250,9 @@ def test_invalid_polygons_are_repaired_and_named():
 
 def test_second_import_is_staged_and_dry_run_writes_nothing():
     import_boundary_file(
-        CHICAGO / "wards_2003_2015.geojson", layer="wards", code_field="ward",
+        CHICAGO / "wards_2003_2015.geojson",
+        layer="wards",
+        code_field="ward",
         exclude_codes={"OUT"},
     )
     before = db_state()
@@ -243,7 +260,8 @@ def test_second_import_is_staged_and_dry_run_writes_nothing():
         CHICAGO / "wards_2015.geojson", layer="wards", code_field="ward", dry_run=True
     )
     assert db_state() == before
-    assert preview.dry_run and preview.compared_with == 1
+    assert preview.dry_run
+    assert preview.compared_with == 1
     # Both maps have wards 1-50: none added or removed, nearly all redrawn.
     assert (preview.added, preview.removed) == ([], [])
     assert len(preview.changed) >= 45
@@ -251,7 +269,9 @@ def test_second_import_is_staged_and_dry_run_writes_nothing():
     assert ward_36["area_change_pct"] == pytest.approx(-52.0, abs=1.0)
 
     staged = import_boundary_file(
-        CHICAGO / "wards_2015.geojson", layer="wards", code_field="ward",
+        CHICAGO / "wards_2015.geojson",
+        layer="wards",
+        code_field="ward",
         effective_from=dt.date(2015, 5, 18),
     )
     assert (staged.version, staged.status) == (2, "staged")
@@ -266,15 +286,19 @@ def test_second_import_is_staged_and_dry_run_writes_nothing():
 
 
 def test_reimporting_the_same_file_changes_nothing():
-    first = import_boundary_file(CHICAGO / "community_areas.geojson", layer="ca",
-                                 code_field="AREA_NUMBE")
+    first = import_boundary_file(
+        CHICAGO / "community_areas.geojson", layer="ca", code_field="AREA_NUMBE"
+    )
     before = db_state()
-    again = import_boundary_file(CHICAGO / "community_areas.geojson", layer="ca",
-                                 code_field="AREA_NUMBE")
-    assert again.unchanged and again.version == first.version
+    again = import_boundary_file(
+        CHICAGO / "community_areas.geojson", layer="ca", code_field="AREA_NUMBE"
+    )
+    assert again.unchanged
+    assert again.version == first.version
     assert db_state() == before
-    forced = import_boundary_file(CHICAGO / "community_areas.geojson", layer="ca",
-                                  code_field="AREA_NUMBE", force=True)
+    forced = import_boundary_file(
+        CHICAGO / "community_areas.geojson", layer="ca", code_field="AREA_NUMBE", force=True
+    )
     assert (forced.version, forced.status) == (2, "staged")
 
 
@@ -293,8 +317,12 @@ def test_import_report_is_kept_on_the_version():
 
 def test_command_prints_summary(capsys: pytest.CaptureFixture[str]):
     call_command(
-        "import_boundaries", str(NYC / "boundaries" / "schooldist.geojson"), "--layer", "schooldist",
-        "--kind", "department_district",
+        "import_boundaries",
+        str(NYC / "boundaries" / "schooldist.geojson"),
+        "--layer",
+        "schooldist",
+        "--kind",
+        "department_district",
     )
     out = capsys.readouterr()
     assert "Imported 32 boundaries" in out.out

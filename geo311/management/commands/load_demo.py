@@ -1,3 +1,4 @@
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,11 @@ class Command(BaseCommand):
                 f"  {report.layer:<18} v{report.version} ({report.status}) {state}: {report.source}"
             )
         password = self._admin_password()
+        # make run passes HOST/PORT to the server; say the address it will really serve on.
+        base = f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo admin: http://127.0.0.1:8000/admin/  user '{ADMIN_USERNAME}'  "
-                f"password '{password}'"
+                f"Demo admin: {base}/admin/  user '{ADMIN_USERNAME}'  password '{password}'"
             )
         )
 

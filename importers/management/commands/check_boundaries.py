@@ -15,10 +15,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("layer", help="layer slug")
-        parser.add_argument("--layer-version", type=int, dest="version_number",
-                            help="version number (default: the active one)")
         parser.add_argument(
-            "--tolerance", type=float, default=settings.GEO311_TOPOLOGY_TOLERANCE_M2,
+            "--layer-version",
+            type=int,
+            dest="version_number",
+            help="version number (default: the active one)",
+        )
+        parser.add_argument(
+            "--tolerance",
+            type=float,
+            default=settings.GEO311_TOPOLOGY_TOLERANCE_M2,
             help="ignore overlaps and gaps smaller than this many square metres",
         )
 

@@ -24,11 +24,15 @@ class Command(BaseCommand):
             "--srid", type=int, help="EPSG code of the file's CRS when it has none (or a wrong one)"
         )
         parser.add_argument(
-            "--exclude", action="append", default=[], metavar="CODE",
+            "--exclude",
+            action="append",
+            default=[],
+            metavar="CODE",
             help="leave out features with this code (repeatable), e.g. OUT",
         )
         parser.add_argument(
-            "--merge-duplicates", action="store_true",
+            "--merge-duplicates",
+            action="store_true",
             help="join features that share a code into one boundary (default: refuse the file)",
         )
         parser.add_argument(
@@ -36,7 +40,8 @@ class Command(BaseCommand):
         )
         parser.add_argument("--activate", action="store_true", help="make this version active")
         parser.add_argument(
-            "--dry-run", action="store_true",
+            "--dry-run",
+            action="store_true",
             help="write nothing; report what would change against the active version",
         )
         parser.add_argument(
