@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from geo311.config import CityConfigError, city_config_load, read_config
 from importers.boundaries import BoundaryImportError
 from importers.manifest import import_manifest
 
@@ -30,6 +31,11 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {report.layer:<18} v{report.version} ({report.status}) {state}: {report.source}"
             )
+        try:
+            config = city_config_load(data=read_config(DEMO_DIR / "city.yaml"))
+        except CityConfigError as exc:
+            raise CommandError(f"demo city config did not load: {exc}") from exc
+        self.stdout.write(f"  city config: {config.summary()}")
         password = self._admin_password()
         # make run passes HOST/PORT to the server; say the address it will really serve on.
         base = f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"

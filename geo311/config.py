@@ -1,0 +1,270 @@
+"""A city's departments, categories, questions, statuses and routing rules as data: one YAML or
+JSON file, loaded by ``manage.py load_city_config FILE`` and editable in the admin afterwards.
+
+Loading is an upsert by natural key (department slug, service code, attribute code, status code),
+so it can run again; a category's questions and the routing rules are replaced by the file's.
+Nothing is written when any entry is wrong, and every wrong entry is named.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from boundaries.models import Layer
+
+from .models import (
+    AttributeValue,
+    Datatype,
+    Department,
+    RoutingRule,
+    ServiceAttribute,
+    ServiceCategory,
+    ServiceType,
+    Status,
+    Team,
+)
+
+
+class CityConfigError(Exception):
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+    def __str__(self) -> str:
+        return "\n".join([self.args[0], *(f"  - {p}" for p in self.problems)])
+
+
+@dataclass
+class ConfigReport:
+    statuses: int = 0
+    departments: int = 0
+    teams: int = 0
+    categories: int = 0
+    attributes: int = 0
+    rules: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.statuses} statuses, {self.departments} departments ({self.teams} teams), "
+            f"{self.categories} categories ({self.attributes} questions), {self.rules} rules"
+        )
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise CityConfigError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CityConfigError(f"{path}: expected a mapping with departments, categories, rules")
+    return data
+
+
+@transaction.atomic
+def city_config_load(*, data: dict[str, Any]) -> ConfigReport:
+    """Load a parsed config (see ``geo311/demo/chicago/city.yaml`` for the format)."""
+    problems: list[str] = []
+    report = ConfigReport()
+
+    if any(item.get("initial") for item in data.get("statuses", [])):
+        Status.objects.update(is_initial=False)  # the file names the new initial status
+    for n, item in enumerate(data.get("statuses", []), start=1):
+        where = f"statuses[{n}] ({item.get('code', '?')})"
+        if item.get("open311") not in ("open", "closed"):
+            problems.append(f"{where}: open311 must be 'open' or 'closed'")
+            continue
+        _save(
+            problems,
+            where,
+            Status,
+            {"code": item.get("code")},
+            name=item.get("name", item.get("code", "")),
+            open311_status=item["open311"],
+            is_initial=bool(item.get("initial", False)),
+            description=item.get("description", ""),
+            order=n,
+        )
+        report.statuses += 1
+
+    departments: dict[str, Department] = {d.slug: d for d in Department.objects.all()}
+    for n, item in enumerate(data.get("departments", []), start=1):
+        where = f"departments[{n}] ({item.get('slug', '?')})"
+        dept = _save(
+            problems,
+            where,
+            Department,
+            {"slug": item.get("slug")},
+            name=item.get("name", ""),
+            email=item.get("email", ""),
+            phone=item.get("phone", ""),
+            url=item.get("url", ""),
+            description=item.get("description", ""),
+        )
+        if dept is None:
+            continue
+        departments[dept.slug] = dept
+        report.departments += 1
+        for t, team in enumerate(item.get("teams", []), start=1):
+            _save(
+                problems,
+                f"{where}.teams[{t}]",
+                Team,
+                {"department": dept, "slug": team.get("slug")},
+                name=team.get("name", ""),
+                email=team.get("email", ""),
+            )
+            report.teams += 1
+
+    layers = {layer.slug: layer for layer in Layer.objects.all()}
+    categories: dict[str, ServiceCategory] = {}
+    for n, item in enumerate(data.get("categories", []), start=1):
+        where = f"categories[{n}] ({item.get('code', '?')})"
+        dept = departments.get(item.get("department", ""))
+        if dept is None:
+            problems.append(f"{where}: unknown department '{item.get('department')}'")
+            continue
+        if item.get("type", "realtime") not in ServiceType.values:
+            problems.append(f"{where}: type must be one of {', '.join(ServiceType.values)}")
+            continue
+        category = _save(
+            problems,
+            where,
+            ServiceCategory,
+            {"service_code": item.get("code")},
+            name=item.get("name", ""),
+            description=item.get("description", ""),
+            group=item.get("group", ""),
+            keywords=", ".join(item.get("keywords", [])),
+            type=item.get("type", "realtime"),
+            default_department=dept,
+            active=bool(item.get("active", True)),
+            order=n,
+        )
+        if category is None:
+            continue
+        categories[category.service_code] = category
+        report.categories += 1
+        required = []
+        for slug in item.get("required_layers", []):
+            if slug in layers:
+                required.append(layers[slug])
+            else:
+                problems.append(f"{where}: unknown layer '{slug}' in required_layers")
+        category.required_layers.set(required)
+        report.attributes += _load_attributes(problems, where, category, item)
+
+    if "rules" in data:
+        RoutingRule.objects.all().delete()
+    for n, item in enumerate(data.get("rules", []), start=1):
+        where = f"rules[{n}]"
+        rule = RoutingRule(
+            group=item.get("group", ""),
+            boundary_code=str(item.get("boundary_code", "")),
+            priority=int(item.get("priority", 0)),
+            note=item.get("note", ""),
+        )
+        if "category" in item:
+            if item["category"] not in categories:
+                problems.append(f"{where}: unknown category '{item['category']}'")
+                continue
+            rule.category = categories[item["category"]]
+        if "layer" in item:
+            if item["layer"] not in layers:
+                problems.append(f"{where}: unknown layer '{item['layer']}' (load it first)")
+                continue
+            rule.layer = layers[item["layer"]]
+        if item.get("department") not in departments:
+            problems.append(f"{where}: unknown department '{item.get('department')}'")
+            continue
+        rule.department = departments[item["department"]]
+        if item.get("team"):
+            rule.team = Team.objects.filter(department=rule.department, slug=item["team"]).first()
+            if rule.team is None:
+                problems.append(
+                    f"{where}: department '{item['department']}' has no team '{item['team']}'"
+                )
+                continue
+        try:
+            rule.full_clean()
+        except ValidationError as exc:
+            problems.append(f"{where}: {_messages(exc)}")
+            continue
+        rule.save()
+        report.rules += 1
+
+    if not Status.objects.filter(is_initial=True).exists():
+        problems.append("statuses: one status must be marked initial: true")
+    if problems:
+        raise CityConfigError(f"{len(problems)} problem(s); nothing was loaded", problems)
+    return report
+
+
+def _load_attributes(
+    problems: list[str], where: str, category: ServiceCategory, item: dict[str, Any]
+) -> int:
+    codes = []
+    for order, spec in enumerate(item.get("attributes", []), start=1):
+        here = f"{where}.attributes[{order}] ({spec.get('code', '?')})"
+        if spec.get("datatype") not in Datatype.values:
+            problems.append(f"{here}: datatype must be one of {', '.join(Datatype.values)}")
+            continue
+        codes.append(spec.get("code"))
+        # Orders are unique per category: park the old ones out of the way before renumbering.
+        ServiceAttribute.objects.filter(category=category).exclude(code__in=codes).update(
+            order=10_000 + order
+        )
+        attribute = _save(
+            problems,
+            here,
+            ServiceAttribute,
+            {"category": category, "code": spec.get("code")},
+            variable=bool(spec.get("variable", True)),
+            datatype=spec["datatype"],
+            required=bool(spec.get("required", False)),
+            datatype_description=spec.get("datatype_description", ""),
+            order=order,
+            description=spec.get("description", ""),
+        )
+        if attribute is None:
+            continue
+        values = spec.get("values", [])
+        listed = spec["datatype"] in (Datatype.SINGLEVALUELIST, Datatype.MULTIVALUELIST)
+        if listed and not values:
+            problems.append(f"{here}: a {spec['datatype']} needs values")
+        attribute.values.all().delete()
+        AttributeValue.objects.bulk_create(
+            AttributeValue(
+                attribute=attribute, key=str(v["key"]), name=v.get("name", v["key"]), order=i
+            )
+            for i, v in enumerate(values, start=1)
+        )
+    ServiceAttribute.objects.filter(category=category).exclude(code__in=codes).delete()
+    return len(codes)
+
+
+def _save(problems: list[str], where: str, model: Any, keys: dict, **values: Any) -> Any:
+    """Upsert one object by its natural key, validated; record the problem and return None."""
+    if any(v in (None, "") for v in keys.values()):
+        problems.append(f"{where}: missing {', '.join(k for k, v in keys.items() if not v)}")
+        return None
+    obj = model.objects.filter(**keys).first() or model(**keys)
+    for name, value in values.items():
+        setattr(obj, name, value)
+    try:
+        obj.full_clean(validate_constraints=False)
+    except ValidationError as exc:
+        problems.append(f"{where}: {_messages(exc)}")
+        return None
+    obj.save()
+    return obj
+
+
+def _messages(exc: ValidationError) -> str:
+    if hasattr(exc, "message_dict"):
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+    return " ".join(exc.messages)
