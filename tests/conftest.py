@@ -26,3 +26,39 @@ def import_file(db: None) -> Callable[..., ImportReport]:
         return import_boundary_file(path, **options)  # type: ignore[arg-type]
 
     return _import
+
+
+def _clear_city() -> None:
+    from boundaries.models import Layer
+    from geo311.models import (
+        AddressPoint,
+        ApiKey,
+        Department,
+        RoutingRule,
+        ServiceCategory,
+        ServiceRequest,
+        Status,
+    )
+
+    ServiceRequest.objects.all().delete()
+    RoutingRule.objects.all().delete()
+    ServiceCategory.objects.all().delete()
+    Department.objects.all().delete()
+    Status.objects.all().delete()
+    AddressPoint.objects.all().delete()
+    ApiKey.objects.all().delete()
+    Layer.objects.all().delete()
+
+
+@pytest.fixture(scope="module")
+def chicago_city(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """The Chicago demo city (layers and city config), loaded once per test module and removed
+    after it, so modules that expect an empty database are not affected."""
+    from geo311.config import city_config_load, read_config
+    from importers.manifest import import_manifest
+
+    with django_db_blocker.unblock():
+        import_manifest(DEMO / "layers.json")
+        city_config_load(data=read_config(DEMO / "city.yaml"))
+        yield
+        _clear_city()

@@ -1,0 +1,118 @@
+"""Admin for the city's configuration (loaded from YAML, editable here) and its requests."""
+
+import json
+
+from django.contrib import admin
+from django.contrib.gis.admin import GISModelAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from boundaries.widgets import LocalOSMWidget
+
+from .models import (
+    ApiKey,
+    AttributeValue,
+    Department,
+    RoutingRule,
+    ServiceAttribute,
+    ServiceCategory,
+    ServiceRequest,
+    Status,
+    StatusEvent,
+    Team,
+)
+
+
+class TeamInline(admin.TabularInline):
+    model = Team
+    extra = 0
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "email", "phone"]
+    search_fields = ["name", "slug"]
+    inlines = [TeamInline]
+
+
+class ServiceAttributeInline(admin.StackedInline):
+    model = ServiceAttribute
+    extra = 0
+    show_change_link = True  # values are edited on the attribute's own page
+
+
+@admin.register(ServiceCategory)
+class ServiceCategoryAdmin(admin.ModelAdmin):
+    list_display = ["service_code", "name", "group", "type", "default_department", "active"]
+    list_filter = ["group", "type", "active", "default_department"]
+    list_select_related = ["default_department"]
+    search_fields = ["service_code", "name", "keywords"]
+    filter_horizontal = ["required_layers"]
+    inlines = [ServiceAttributeInline]
+
+
+class AttributeValueInline(admin.TabularInline):
+    model = AttributeValue
+    extra = 1
+
+
+@admin.register(ServiceAttribute)
+class ServiceAttributeAdmin(admin.ModelAdmin):
+    list_display = ["category", "order", "code", "datatype", "required"]
+    list_filter = ["datatype", "required"]
+    list_select_related = ["category"]
+    inlines = [AttributeValueInline]
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "priority", "team", "note"]
+    list_filter = ["department", "layer", "group"]
+    list_select_related = ["category", "layer", "department", "team"]
+    autocomplete_fields = ["category", "department"]
+
+
+@admin.register(Status)
+class StatusAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "open311_status", "is_initial", "order"]
+    list_editable = ["order"]
+
+
+class StatusEventInline(admin.TabularInline):
+    model = StatusEvent
+    extra = 0
+    fields = ["created_at", "status", "note", "public", "actor"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # status changes go through the lifecycle services
+
+
+@admin.register(ServiceRequest)
+class ServiceRequestAdmin(GISModelAdmin):
+    gis_widget = LocalOSMWidget  # type: ignore[assignment]  # stubs type it as an instance
+    list_display = ["public_id", "category", "status", "department", "address", "requested_at"]
+    list_filter = ["status", "channel", "department", "category__group"]
+    list_select_related = ["category", "status", "department"]
+    search_fields = ["public_id", "address", "description"]
+    date_hierarchy = "requested_at"
+    readonly_fields = ["public_id", "token", "routing_rule", "why_routed", "requested_at"]
+    exclude = ["routing"]
+    inlines = [StatusEventInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ServiceRequest]:
+        return super().get_queryset(request).defer("attributes", "routing")
+
+    @admin.display(description="Why it went here")
+    def why_routed(self, obj: ServiceRequest) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.routing, indent=2))
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "contact", "active", "created_at", "last_used_at"]
+    list_filter = ["active"]
+    readonly_fields = ["created_at", "last_used_at"]
+    search_fields = ["name", "contact"]
