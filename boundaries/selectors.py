@@ -14,15 +14,27 @@ def boundaries_containing(*, point: Point, layers: list[str] | None = None) -> Q
     """Every boundary of an active version whose polygon covers ``point`` (EPSG:4326).
 
     The GiST index on the subdivided parts finds the few small pieces around the point; a point
-    on a shared edge belongs to both neighbours (``covers``, not ``contains``).
+    on a shared edge belongs to both neighbours (``covers``, not ``contains``). The polygons and
+    source attributes are not fetched (a borough outline is 36,000 vertices): callers that need
+    them ask for them by pk.
     """
     parts = BoundaryPart.objects.filter(geom__covers=point, version__status=VersionStatus.ACTIVE)
     if layers:
         parts = parts.filter(version__layer__slug__in=layers)
     return (
         Boundary.objects.filter(pk__in=parts.values("boundary_id"))
+        .defer("geom", "attributes", "version__report")
         .select_related("version__layer")
         .order_by("version__layer__slug", "code")
+    )
+
+
+def active_layer_ids(*, kind: str) -> set[int]:
+    """Ids of the layers of ``kind`` that have an active version."""
+    return set(
+        LayerVersion.objects.filter(status=VersionStatus.ACTIVE, layer__kind=kind).values_list(
+            "layer_id", flat=True
+        )
     )
 
 
