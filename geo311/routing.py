@@ -4,6 +4,7 @@
 the matched boundaries (layer, code, name, version) so they can be frozen on the request.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.contrib.gis.geos import Point
@@ -48,12 +49,35 @@ class Routing:
 def route(*, category: ServiceCategory, point: Point) -> Routing:
     """Route a WGS84 point for ``category``; raise RoutingError when it is not served."""
     matched = list(boundaries_containing(point=point))
+    layer_ids = {b.version.layer_id for b in matched}
+    rules = RoutingRule.objects.filter(
+        Q(category=category) | Q(category__isnull=True, group__in=[category.group, ""]),
+        Q(layer__isnull=True) | Q(layer_id__in=list(layer_ids)),
+    ).select_related("department", "team", "layer", "category")
+    return route_among(
+        category=category,
+        matched=matched,
+        outline_layer_ids=active_layer_ids(kind=LayerKind.JURISDICTION),
+        rules=rules,
+    )
+
+
+def route_among(
+    *,
+    category: ServiceCategory,
+    matched: list[Boundary],
+    outline_layer_ids: set[int],
+    rules: Iterable[RoutingRule],
+) -> Routing:
+    """``route`` without queries, for callers that route many categories at one point (coverage):
+    ``matched`` are the boundaries containing the point, ``outline_layer_ids`` the active
+    jurisdiction layers, ``rules`` any superset of the rules that may apply, in priority order.
+    """
     by_layer: dict[int, list[Boundary]] = {}
     for boundary in matched:
         by_layer.setdefault(boundary.version.layer_id, []).append(boundary)
 
-    outlines = active_layer_ids(kind=LayerKind.JURISDICTION)
-    if outlines and not any(layer_id in by_layer for layer_id in outlines):
+    if outline_layer_ids and not any(layer_id in by_layer for layer_id in outline_layer_ids):
         raise RoutingError("the location is outside the area this service covers")
     missing = [layer.slug for layer in category.required_layers.all() if layer.pk not in by_layer]
     if missing:
@@ -63,13 +87,13 @@ def route(*, category: ServiceCategory, point: Point) -> Routing:
         )
 
     codes = {(b.version.layer_id, b.code) for b in matched}
-    rules = RoutingRule.objects.filter(
-        Q(category=category) | Q(category__isnull=True, group__in=[category.group, ""]),
-        Q(layer__isnull=True) | Q(layer_id__in=list(by_layer)),
-    ).select_related("department", "team", "layer", "category")
     best: RoutingRule | None = None
     for rule in rules:
+        if rule.category_id and rule.category_id != category.pk:
+            continue
         if rule.group and rule.group != category.group:
+            continue
+        if rule.layer_id and rule.layer_id not in by_layer:
             continue
         if rule.boundary_code and (rule.layer_id, rule.boundary_code) not in codes:
             continue
