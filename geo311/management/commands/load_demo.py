@@ -8,11 +8,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from geo311.config import CityConfigError, city_config_load, read_config
+from importers.addresses import AddressImportError, import_address_file
 from importers.boundaries import BoundaryImportError
 from importers.manifest import import_manifest
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo" / "chicago"
 ADMIN_USERNAME = "admin"
+DEMO_ADDRESS_SOURCE = "chicago-demo/addresses.csv.gz"
 
 
 class Command(BaseCommand):
@@ -36,6 +38,14 @@ class Command(BaseCommand):
         except CityConfigError as exc:
             raise CommandError(f"demo city config did not load: {exc}") from exc
         self.stdout.write(f"  city config: {config.summary()}")
+        try:
+            addresses = import_address_file(
+                DEMO_DIR / "addresses.csv.gz", source_name=DEMO_ADDRESS_SOURCE
+            )
+        except AddressImportError as exc:
+            raise CommandError(f"demo address points did not load: {exc}") from exc
+        state = "kept (loaded before)" if addresses.unchanged else "loaded"
+        self.stdout.write(f"  {'addresses':<18} {addresses.imported} points {state}")
         password = self._admin_password()
         # make run passes HOST/PORT to the server; say the address it will really serve on.
         base = f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
