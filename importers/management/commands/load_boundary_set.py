@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,12 @@ class Command(BaseCommand):
         parser.add_argument("manifest", type=Path)
         parser.add_argument("--root", type=Path, help="folder the manifest's file paths start from")
         parser.add_argument("--dry-run", action="store_true")
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="layers imported at the same time (default: one per CPU core)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -24,6 +31,7 @@ class Command(BaseCommand):
                 options["manifest"],
                 root=options["root"],
                 dry_run=options["dry_run"],
+                jobs=options["jobs"],
                 progress=lambda msg: self.stderr.write(f"… {msg}"),
             )
         except BoundaryImportError as exc:
