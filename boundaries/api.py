@@ -6,7 +6,9 @@ from django.contrib.gis.geos import Point
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from rest_framework import generics
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,6 +29,27 @@ from .serializers import (
 class BoundaryLookupApi(APIView):
     """Every active boundary that contains a WGS84 point, grouped by layer."""
 
+    @extend_schema(
+        parameters=[LookupInputSerializer],
+        responses=inline_serializer(
+            "Lookup",
+            {
+                "lat": serializers.FloatField(),
+                "lon": serializers.FloatField(),
+                "layers": inline_serializer(
+                    "LookupLayer",
+                    {
+                        "layer": serializers.CharField(),
+                        "name": serializers.CharField(),
+                        "kind": serializers.CharField(),
+                        "version": serializers.IntegerField(),
+                        "boundaries": LookupBoundarySerializer(many=True),
+                    },
+                    many=True,
+                ),
+            },
+        ),
+    )
     def get(self, request: Request) -> Response:
         params = LookupInputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -71,6 +94,10 @@ class LayerDetailApi(generics.RetrieveAPIView):
 class LayerBoundariesApi(APIView):
     """A layer's boundaries (active version unless ``?version=N``) as GeoJSON, built by PostGIS."""
 
+    @extend_schema(
+        parameters=[LayerBoundariesInputSerializer],
+        responses={(200, "application/geo+json"): OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request, slug: str) -> HttpResponse:
         layer = get_object_or_404(Layer, slug=slug)
         params = LayerBoundariesInputSerializer(data=request.query_params)

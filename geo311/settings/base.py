@@ -32,6 +32,8 @@ INSTALLED_APPS = [
     "django.contrib.gis",
     "rest_framework",
     "rest_framework_gis",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "geo311",
     "boundaries",
     "importers",
@@ -99,6 +101,23 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI at /api/schema/, Swagger UI at /api/docs/ served from this host (sidecar), no CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "geo311",
+    "DESCRIPTION": (
+        "Boundary lookup API and Open311 GeoReport v2 (/open311/v2/, XML or JSON by path "
+        "suffix) of a PostGIS-backed 311 service."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Open311 errors are lists too.
+    "ENABLE_LIST_MECHANICS_ON_NON_2XX": True,
 }
 
 # --- geo311 ---------------------------------------------------------------------------------
