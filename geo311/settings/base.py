@@ -129,6 +129,16 @@ GEO311_SUBDIVIDE_MAX_VERTICES = env.int("GEO311_SUBDIVIDE_MAX_VERTICES", default
 # Overlaps and gaps smaller than this (square metres) are not reported by check_boundaries.
 GEO311_TOPOLOGY_TOLERANCE_M2 = env.float("GEO311_TOPOLOGY_TOLERANCE_M2", default=1.0)
 
+# Open311: the jurisdiction this server answers for (a different jurisdiction_id is a 404), and
+# what discovery tells client developers.
+GEO311_JURISDICTION_ID = env.str("GEO311_JURISDICTION_ID", default="chicago.il.us")
+GEO311_OPEN311_CONTACT = env.str(
+    "GEO311_OPEN311_CONTACT", default="311 service desk, 311@example.org"
+)
+GEO311_OPEN311_KEY_SERVICE = env.str(
+    "GEO311_OPEN311_KEY_SERVICE", default="Ask the 311 service desk (311@example.org) for a key."
+)
+
 # Debian 12 ships GDAL 3.6; Django's GDAL binding only parses the CRS we store (4326) and the
 # geometries PostGIS returns. Uploaded files are read by pyogrio's own, newer GDAL.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]
