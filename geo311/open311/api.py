@@ -104,6 +104,8 @@ class Open311Api(APIView):
 
 
 def _path_value(name: str, value: str) -> str:
+    """A code, id or token from the path. PostgreSQL text cannot hold NUL, so a %00 in the
+    address would be a server error; no such thing exists, so it is a 404."""
     if "\x00" in value:
         raise not_found(name, "not found")
     return value
