@@ -82,7 +82,7 @@ class StatusAdmin(admin.ModelAdmin):
 class StatusEventInline(admin.TabularInline):
     model = StatusEvent
     extra = 0
-    fields = ["created_at", "status", "note", "public", "actor"]
+    fields = ("created_at", "status", "note", "public", "actor")
     readonly_fields = fields
     can_delete = False
 

@@ -20,15 +20,16 @@ def test_load_demo_twice_loads_chicago_once_and_keeps_the_password(
 
     assert "wards              v1 (active) loaded" in first
     assert "wards              v2 (staged) loaded" in first
-    assert second.count("already loaded") == 5
+    assert second.count("already loaded") == 6
     password = first.split("password '")[1].split("'")[0]
     assert f"password '{password}'" in second
     assert authenticate(username="admin", password=password) is not None
-    assert LayerVersion.objects.count() == 5
+    assert LayerVersion.objects.count() == 6
 
     body = client.get("/api/v1/boundaries/lookup", {"lat": LOOP[0], "lon": LOOP[1]}).json()
     found = {g["layer"]: g["boundaries"][0]["name"] for g in body["layers"]}
     assert found == {
+        "city-limits": "City of Chicago",
         "community-areas": "LOOP",
         "police-beats": "113",
         "police-districts": "1ST",
