@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import yaml
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
@@ -367,8 +367,7 @@ def _check_rows(
     zips = column(mapping.zip_column) if mapping.zip_column else None
     descriptions = [column(c) for c in mapping.description_columns]
     attributes = [(a, column(a.column)) for a in mapping.attributes]
-    initial = next((sid for sid, _closed in statuses.values()), 0)
-    initial = statuses.get("", (initial, False))[0]
+    initial = statuses[""][0]  # rows without a status column start, and stay, in it
 
     rejected: dict[int, str] = {}
     answers_json: dict[tuple[str, ...], str] = {}  # few distinct answers: encode each once
@@ -535,7 +534,7 @@ def _lookups(mapping: RequestMapping) -> tuple[dict[str, int], dict[str, tuple[i
             f"mapping names status code(s) {', '.join(missing)} that this city does not have "
             f"(it has {', '.join(sorted(statuses))})"
         )
-    statuses[""] = (initial, False)
+    statuses[""] = (initial, False)  # the initial status, for mappings without a status column
     return categories, statuses, initial
 
 
@@ -598,20 +597,28 @@ def import_request_file(
         for rule in RoutingRule.objects.select_related("category", "layer", "department")
     }
     rejected = dict(clean.rejected)
-    with transaction.atomic():
-        sql.stage_requests(rows=clean.stage_rows)
-        lap("stage")
-        say("routing and storing")
-        outcome = sql.import_staged_requests(
-            source=source, initial_status_id=initial, rule_descriptions=rules
-        )
-        lap("route+insert")
-        if dry_run:
-            transaction.set_rollback(True)
-        else:
-            # Check the deferred foreign keys now, inside the timing, not at an unseen commit.
-            with connection.cursor() as cursor:
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    try:
+        with transaction.atomic():
+            sql.stage_requests(rows=clean.stage_rows)
+            lap("stage")
+            say("routing and storing")
+            outcome = sql.import_staged_requests(
+                source=source, initial_status_id=initial, rule_descriptions=rules
+            )
+            lap("route+insert")
+            if dry_run:
+                transaction.set_rollback(True)
+            else:
+                # Check the deferred foreign keys now, inside the timing, not at an unseen commit.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    except IntegrityError as exc:
+        # Another import (or a resident) took one of these ids after we looked: nothing was
+        # written, and running again reports those rows as present.
+        raise RequestImportError(
+            f"{path.name}: another write took an id of this file at the same time; nothing was "
+            f"imported, run again ({exc})"
+        ) from exc
     lap("commit")
     rejected.update(outcome.rejected)
     report = RequestImportReport(
