@@ -7,7 +7,8 @@ Writes go through ``geo311.services``; reads through ``geo311.selectors``. Geome
 import secrets
 
 from django.contrib.gis.db import models
-from django.core.validators import MaxLengthValidator
+from django.contrib.postgres.indexes import GistIndex
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db.models import Func, Q, UniqueConstraint, Value
 from django.db.models.functions import Cast
 
@@ -73,6 +74,26 @@ class ServiceCategory(models.Model):
     )
     active = models.BooleanField(default=True)
     order = models.PositiveIntegerField(default=0)
+    # Duplicate detection (geo311.duplicates); blank takes the GEO311_DUPLICATE_* setting.
+    duplicate_radius_m = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(5000)],
+        help_text="earlier requests this close (metres) are duplicate candidates",
+    )
+    duplicate_window_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="... when made at most this many days before",
+    )
+    duplicate_likely_score = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="a new request whose best candidate scores this (0-1) or more is linked to it "
+        "as a possible duplicate for staff to check",
+    )
 
     class Meta:
         ordering = ["order", "service_code"]
@@ -243,6 +264,10 @@ class ServiceRequest(models.Model):
     status = models.ForeignKey(Status, on_delete=models.PROTECT, related_name="+")
     location = models.PointField(srid=4326)
     address = models.CharField(max_length=300, blank=True)
+    # The street line in its normal form (geo311.addresses.normalize_address): what duplicate
+    # detection compares, so "1600 West North Avenue" and "1600 W NORTH AVE" are one address.
+    # A database default too, so bulk INSERTs that do not name it (the importer's) still work.
+    address_key = models.CharField(max_length=300, blank=True, editable=False, db_default="")
     address_id = models.CharField(max_length=100, blank=True)
     zipcode = models.CharField(max_length=20, blank=True)
     description = models.TextField(blank=True, validators=[MaxLengthValidator(4000)])
@@ -267,12 +292,31 @@ class ServiceRequest(models.Model):
     expected_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=100, blank=True, help_text="import file, for history")
+    # Set when the request came in looking like an earlier one (geo311.duplicates): a link for
+    # staff to confirm or clear, never a merge.
+    possible_duplicate_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="possible_duplicates",
+    )
+    duplicate_score = models.FloatField(null=True, blank=True)
+    duplicate_reasons = models.JSONField(
+        default=list, blank=True, db_default=Value([], output_field=models.JSONField())
+    )
 
     class Meta:
         ordering = ["-requested_at", "-pk"]
         indexes = [
             models.Index(fields=["category", "requested_at"]),
             models.Index(fields=["status", "requested_at"]),
+            # Duplicate candidates are found with ST_DWithin on the geography (metres); a GiST
+            # index on the same cast lets that test use an index (the geometry one cannot).
+            GistIndex(
+                Cast("location", models.PointField(geography=True, srid=4326)),
+                name="servicerequest_geog_gist",
+            ),
         ]
 
     def __str__(self) -> str:

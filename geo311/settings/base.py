@@ -139,6 +139,38 @@ GEO311_OPEN311_KEY_SERVICE = env.str(
     "GEO311_OPEN311_KEY_SERVICE", default="Ask the 311 service desk (311@example.org) for a key."
 )
 
+# Duplicate detection (geo311.duplicates). Categories may set their own radius, window and
+# threshold; these are the defaults. Earlier requests within the radius (metres) and window
+# (days) are candidates while open, or closed at most RECENTLY_CLOSED_DAYS before.
+GEO311_DUPLICATE_RADIUS_M = env.float("GEO311_DUPLICATE_RADIUS_M", default=250.0)
+GEO311_DUPLICATE_WINDOW_DAYS = env.int("GEO311_DUPLICATE_WINDOW_DAYS", default=30)
+GEO311_DUPLICATE_RECENTLY_CLOSED_DAYS = env.float(
+    "GEO311_DUPLICATE_RECENTLY_CLOSED_DAYS", default=2.0
+)
+# A new request whose best candidate scores at least this is linked to it for staff triage.
+GEO311_DUPLICATE_LIKELY_SCORE = env.float("GEO311_DUPLICATE_LIKELY_SCORE", default=0.5)
+# Logistic weights of the score (geo311/duplicates.py names the features), overridable as JSON
+# with every key. Fitted by `python -m bench.duplicates_chicago --fit` on Chicago's labelled
+# duplicates, as recorded and as a city without addresses or with scattered map pins would
+# record them. There a repeat report often names another violation type, so description
+# similarity fits below 0; it is held at 0 rather than let similar words count against a match.
+# Chicago has one category: other_category (a candidate of the same group only) is a prior.
+GEO311_DUPLICATE_WEIGHTS = env.json(
+    "GEO311_DUPLICATE_WEIGHTS",
+    default={
+        "bias": -4.23,
+        "distance": -1.68,
+        "days": -1.31,
+        "open": 5.14,
+        "recently_closed": 3.65,
+        "same_address": 2.02,
+        "address_mismatch": -12.25,
+        "other_category": -2.0,
+        "description_similarity": 0.0,
+        "nearby": -0.39,
+    },
+)
+
 # Debian 12 ships GDAL 3.6; Django's GDAL binding only parses the CRS we store (4326) and the
 # geometries PostGIS returns. Uploaded files are read by pyogrio's own, newer GDAL.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]

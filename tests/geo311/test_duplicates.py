@@ -1,0 +1,238 @@
+"""Duplicate detection: the candidate query and its score."""
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.contrib.gis.geos import Point
+from django.db import connection, transaction
+from django.utils import timezone
+
+from geo311 import sql_duplicates
+from geo311.duplicates import (
+    Weights,
+    duplicate_candidates,
+    query_params,
+    request_address_keys_fill,
+)
+from geo311.models import Department, ServiceCategory, ServiceRequest, Status
+from tests.conftest import LOOP
+
+pytestmark = pytest.mark.django_db
+
+LAT, LON = LOOP
+HERE = Point(LON, LAT, srid=4326)
+
+
+def north(metres: float) -> Point:
+    """A point ``metres`` north of the Loop point (1° of latitude ≈ 111.2 km)."""
+    return Point(LON, LAT + metres / 111_195.0, srid=4326)
+
+
+def category(code: str) -> ServiceCategory:
+    return ServiceCategory.objects.get(service_code=code)
+
+
+def stored(
+    code: str = "SAN_CODE",
+    *,
+    point: Point = HERE,
+    days_ago: float = 1.0,
+    closed_days_ago: float | None = None,
+    address: str = "",
+    description: str = "",
+    **fields: Any,
+) -> ServiceRequest:
+    """An earlier request written straight to the table, as imports write them."""
+    cat = category(code)
+    now = timezone.now()
+    closed = closed_days_ago is not None
+    return ServiceRequest.objects.create(
+        category=cat,
+        department=Department.objects.get(pk=cat.default_department_id),
+        status=Status.objects.get(code="completed" if closed else "submitted"),
+        location=point,
+        address=address,
+        address_key=sql_key(address),
+        description=description,
+        requested_at=now - dt.timedelta(days=days_ago),
+        updated_at=now,
+        closed_at=now - dt.timedelta(days=closed_days_ago) if closed else None,
+        **fields,
+    )
+
+
+def sql_key(address: str) -> str:
+    from geo311.addresses import normalize_address
+
+    return normalize_address(address) if address else ""
+
+
+def candidates(code: str = "SAN_CODE", **kwargs: Any) -> list:
+    kwargs.setdefault("point", HERE)
+    return duplicate_candidates(category=category(code), **kwargs)
+
+
+# --- the candidate query ---------------------------------------------------------------------
+
+
+def test_an_open_request_at_the_same_address_is_a_likely_duplicate(chicago_city):
+    earlier = stored(point=north(3), days_ago=2, address="233 S Wacker Drive")
+    found = candidates(address="233 SOUTH WACKER DR")
+    assert [c.request.pk for c in found] == [earlier.pk]
+    best = found[0]
+    assert best.score > 0.5
+    assert 2.5 < best.features.distance_m < 3.5  # metres, on the spheroid
+    assert best.features.same_address  # both normalise to "233 S WACKER DR"
+    assert best.reasons[:4] == ["3 m away", "reported 2 days ago", "still open", "same category"]
+    assert "same street address" in best.reasons
+    assert best.request.public_id == earlier.public_id
+    assert best.request.category.service_code == "SAN_CODE"
+    assert best.open311_status == "open"
+
+
+def test_score_falls_with_distance_time_and_closing(chicago_city):
+    near_new = stored(point=north(2), days_ago=0.5)
+    far = stored(point=north(120), days_ago=0.5)
+    old = stored(point=north(2), days_ago=20)
+    closed = stored(point=north(2), days_ago=0.5, closed_days_ago=0.2)
+    scores = {c.request.pk: c.score for c in candidates(limit=10)}
+    assert scores[near_new.pk] > scores[far.pk]
+    assert scores[near_new.pk] > scores[old.pk]
+    assert scores[near_new.pk] > scores[closed.pk]
+    assert all(0.0 < s < 1.0 for s in scores.values())
+
+
+def test_only_candidates_inside_radius_window_and_still_relevant(chicago_city):
+    inside = stored(point=north(200), days_ago=29)
+    stored(point=north(300), days_ago=1)  # outside the default 250 m
+    stored(point=north(10), days_ago=31)  # outside the default 30 days
+    stored(point=north(10), days_ago=5, closed_days_ago=4)  # closed long before
+    recently_closed = stored(point=north(10), days_ago=5, closed_days_ago=1)
+    stored(point=north(10), days_ago=-1)  # after the probe's time
+    found = {c.request.pk: c for c in candidates(limit=10)}
+    assert set(found) == {inside.pk, recently_closed.pk}
+    assert "closed 1 day ago" in found[recently_closed.pk].reasons
+
+
+def test_same_group_counts_other_groups_do_not(chicago_city):
+    same_group = stored("RODENT", point=north(5))  # Sanitation, like SAN_CODE
+    stored("POTHOLE", point=north(5))  # Streets
+    same = stored("SAN_CODE", point=north(5))
+    found = {c.request.pk: c for c in candidates(limit=10)}
+    assert set(found) == {same_group.pk, same.pk}
+    assert "same group (Sanitation)" in found[same_group.pk].reasons
+    assert found[same.pk].score > found[same_group.pk].score
+
+
+def test_category_radius_and_window_override_the_settings(chicago_city):
+    san = category("SAN_CODE")
+    stored(point=north(80), days_ago=1)
+    stored(point=north(10), days_ago=10)
+    assert len(candidates(limit=10)) == 2
+    san.duplicate_radius_m = 50
+    san.duplicate_window_days = 7
+    san.save()
+    assert candidates(limit=10) == []
+
+
+def test_a_stored_request_sees_only_what_came_before_it(chicago_city):
+    # Imports carry dates only: a day's requests are ordered by their public id.
+    day = timezone.now() - dt.timedelta(days=3)
+    first = stored(days_ago=3, public_id="11-00000001")
+    second = stored(days_ago=3, public_id="11-00000002")
+    ServiceRequest.objects.filter(pk__in=[first.pk, second.pk]).update(requested_at=day)
+    found = candidates(at=day, public_id="11-00000002", exclude_id=second.pk)
+    assert [c.request.pk for c in found] == [first.pk]
+    assert candidates(at=day, public_id="11-00000001", exclude_id=first.pk) == []
+
+
+def test_weights_come_from_settings(chicago_city, settings):
+    stored(point=north(3), days_ago=1)
+    before = candidates()[0].score
+    settings.GEO311_DUPLICATE_WEIGHTS = {**settings.GEO311_DUPLICATE_WEIGHTS, "bias": 5.0}
+    assert candidates()[0].score > before
+    with pytest.raises(ValueError, match="missing open"):
+        Weights.from_mapping(
+            {k: v for k, v in settings.GEO311_DUPLICATE_WEIGHTS.items() if k != "open"}
+        )
+
+
+def test_the_replay_query_scores_as_the_single_query_does(chicago_city):
+    """The evaluation runs CANDIDATES_TABLE over stored requests; it must agree with
+    duplicate_candidates for the same request."""
+    stored(point=north(4), days_ago=3, address="100 W Randolph St")
+    stored(point=north(40), days_ago=1, address="120 W Randolph St", description="rats")
+    probe = stored(point=HERE, days_ago=0.5, address="100 W RANDOLPH ST", source="replay-test")
+    single = candidates(
+        at=probe.requested_at,
+        address=probe.address,
+        public_id=probe.public_id,
+        exclude_id=probe.pk,
+    )
+    with transaction.atomic():
+        assert sql_duplicates.probes_from_requests(sources=["replay-test"]) == 1
+        rows = sql_duplicates.candidates_table(params=query_params(limit=5))
+    score = sql_duplicates.COLUMNS.index("score") + 1
+    assert [(r[1], round(r[score], 9)) for r in rows] == [
+        (c.request.pk, round(c.score, 9)) for c in single
+    ]
+    assert len(rows) == 2
+
+
+def test_address_keys_are_filled_for_bulk_written_rows(chicago_city):
+    request = stored(address="")
+    ServiceRequest.objects.filter(pk=request.pk).update(address="1600 West North Avenue")
+    assert request_address_keys_fill() == 1
+    request.refresh_from_db()
+    assert request.address_key == "1600 W NORTH AVE"
+    assert request_address_keys_fill() == 0
+
+
+def test_candidates_are_one_query(chicago_city, django_assert_num_queries):
+    stored(point=north(3))
+    stored(point=north(30))
+    san = category("SAN_CODE")
+    with django_assert_num_queries(1):
+        found = duplicate_candidates(category=san, point=HERE)
+        assert [c.request.category.service_code for c in found] == ["SAN_CODE"] * 2
+        assert [c.request.public_id for c in found]
+        assert [c.open311_status for c in found] == ["open", "open"]
+
+
+def test_the_search_uses_the_geography_index(chicago_city):
+    """With requests spread over the city, the planner finds candidates through the GiST index
+    on the geography cast (the geometry index cannot answer a test in metres)."""
+    import random
+
+    rng = random.Random(311)
+    san = category("SAN_CODE")
+    status = Status.objects.get(code="submitted")
+    now = timezone.now()
+    ServiceRequest.objects.bulk_create(
+        ServiceRequest(
+            category=san,
+            status=status,
+            location=Point(LON + rng.uniform(-0.15, 0.15), LAT + rng.uniform(-0.15, 0.15)),
+            requested_at=now - dt.timedelta(days=rng.uniform(0, 1000)),
+            updated_at=now,
+            public_id=f"bulk-{n}",
+        )
+        for n in range(3000)
+    )
+    params = {
+        **query_params(limit=5),
+        "category_id": san.pk,
+        "lon": LON,
+        "lat": LAT,
+        "at": now,
+        "public_id": None,
+        "address_key": "",
+        "description": "",
+        "exclude_id": None,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE geo311_servicerequest")
+        cursor.execute("EXPLAIN " + sql_duplicates.CANDIDATES_ONE, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "servicerequest_geog_gist" in plan
