@@ -12,6 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .addresses import normalize_address
+from .duplicates import duplicate_candidates, likely_duplicate, service_notice
 from .models import (
     Channel,
     Datatype,
@@ -162,6 +164,20 @@ def request_create(
     notice = ""
     if category.type == ServiceType.BATCH:
         notice = "Your report is queued; its id is given by the token."
+    # Linked for staff to confirm, never merged: the reporter is told, the request goes ahead.
+    duplicate = likely_duplicate(
+        category=category,
+        candidates=duplicate_candidates(
+            category=category,
+            point=location,
+            at=requested_at or now,
+            address=address,
+            description=description,
+            limit=1,
+        ),
+    )
+    if duplicate:
+        notice = " ".join(n for n in (notice, service_notice(duplicate)) if n)
     request = ServiceRequest(
         category=category,
         department=routing.department,
@@ -169,6 +185,7 @@ def request_create(
         status=status,
         location=location,
         address=address,
+        address_key=normalize_address(address) if address.strip() else "",
         address_id=address_id,
         zipcode=zipcode,
         description=description,
@@ -186,10 +203,22 @@ def request_create(
         routing=routing.as_record(),
         requested_at=requested_at or now,
         updated_at=now,
+        possible_duplicate_of=duplicate.request if duplicate else None,
+        duplicate_score=duplicate.score if duplicate else None,
+        duplicate_reasons=duplicate.reasons if duplicate else [],
     )
     # Related rows were loaded or chosen above; skip full_clean's per-FK existence queries.
     request.full_clean(
-        exclude=["public_id", "token", "category", "status", "department", "team", "routing_rule"]
+        exclude=[
+            "public_id",
+            "token",
+            "category",
+            "status",
+            "department",
+            "team",
+            "routing_rule",
+            "possible_duplicate_of",
+        ]
     )
     request.save()
     StatusEvent.objects.create(

@@ -1,4 +1,4 @@
-"""Duplicate detection: the candidate query and its score."""
+"""Duplicate detection: the candidate query and its score, and the link made on submit."""
 
 import datetime as dt
 from typing import Any
@@ -16,6 +16,7 @@ from geo311.duplicates import (
     request_address_keys_fill,
 )
 from geo311.models import Department, ServiceCategory, ServiceRequest, Status
+from geo311.services import request_create
 from tests.conftest import LOOP
 
 pytestmark = pytest.mark.django_db
@@ -198,6 +199,51 @@ def test_candidates_are_one_query(chicago_city, django_assert_num_queries):
         assert [c.request.category.service_code for c in found] == ["SAN_CODE"] * 2
         assert [c.request.public_id for c in found]
         assert [c.open311_status for c in found] == ["open", "open"]
+
+
+# --- on submit -------------------------------------------------------------------------------
+
+
+def test_submit_links_a_likely_duplicate_and_says_so(chicago_city):
+    earlier = stored(point=north(2), days_ago=1, address="233 S Wacker Dr")
+    request = request_create(
+        category=category("SAN_CODE"),
+        location=HERE,
+        address="233 South Wacker Drive",
+        answers={"NATURE": ["overflowing-carts"]},
+    )
+    request.refresh_from_db()
+    assert request.possible_duplicate_of_id == earlier.pk
+    assert request.duplicate_score is not None
+    assert request.duplicate_score >= 0.5
+    assert "same street address" in request.duplicate_reasons
+    assert request.service_notice == (
+        f"This looks like request {earlier.public_id} reported 1 day ago 2 m away; "
+        "staff will check."
+    )
+    # Linked for triage, not merged: the new request is filed as any other.
+    assert request.status.code == "submitted"
+    assert request.address_key == "233 S WACKER DR"
+
+
+def test_submit_without_a_likely_duplicate_links_nothing(chicago_city):
+    stored(point=north(200), days_ago=25)
+    request = request_create(
+        category=category("SAN_CODE"), location=HERE, answers={"NATURE": ["other"]}
+    )
+    assert request.possible_duplicate_of is None
+    assert request.duplicate_score is None
+    assert request.duplicate_reasons == []
+    assert request.service_notice == ""
+
+
+def test_the_category_threshold_decides(chicago_city):
+    stored(point=north(2), days_ago=1)
+    san = category("SAN_CODE")
+    san.duplicate_likely_score = 0.999
+    san.save()
+    request = request_create(category=san, location=HERE, answers={"NATURE": ["other"]})
+    assert request.possible_duplicate_of is None
 
 
 def test_the_search_uses_the_geography_index(chicago_city):
