@@ -1,11 +1,14 @@
-"""Duplicate detection: the candidate query and its score, and the link made on submit."""
+"""Duplicate detection: the candidate query and its score, the link made on submit, and the
+public nearby API."""
 
 import datetime as dt
+import math
 from typing import Any
 
 import pytest
 from django.contrib.gis.geos import Point
 from django.db import connection, transaction
+from django.test import Client
 from django.utils import timezone
 
 from geo311 import sql_duplicates
@@ -16,13 +19,23 @@ from geo311.duplicates import (
     request_address_keys_fill,
 )
 from geo311.models import Department, ServiceCategory, ServiceRequest, Status
-from geo311.services import request_create
+from geo311.services import Reporter, request_create
 from tests.conftest import LOOP
 
 pytestmark = pytest.mark.django_db
 
 LAT, LON = LOOP
 HERE = Point(LON, LAT, srid=4326)
+NEARBY_URL = "/api/v1/requests/nearby"
+# Private details of a reporter: none may appear in the public nearby answer.
+REPORTER = Reporter(
+    first_name="Ada",
+    last_name="Lovelace-Byron",
+    email="ada.private@example.org",
+    phone="312-555-0199",
+    device_id="device-7f3a9c",
+    account_id="account-5521",
+)
 
 
 def north(metres: float) -> Point:
@@ -244,6 +257,87 @@ def test_the_category_threshold_decides(chicago_city):
     san.save()
     request = request_create(category=san, location=HERE, answers={"NATURE": ["other"]})
     assert request.possible_duplicate_of is None
+
+
+# --- the nearby API --------------------------------------------------------------------------
+
+
+def test_nearby_lists_candidates_without_personal_data(chicago_city, client: Client):
+    earlier = request_create(
+        category=category("SAN_CODE"),
+        location=north(3),
+        address="233 S Wacker Dr",
+        description="Carts overflowing behind the tower, call me",
+        answers={"NATURE": ["overflowing-carts"]},
+        reporter=REPORTER,
+    )
+    response = client.get(
+        NEARBY_URL, {"lat": LAT, "lon": LON, "service_code": "SAN_CODE", "address": "233 S Wacker"}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["service_code"] == "SAN_CODE"
+    assert body["radius_m"] == 250.0
+    assert body["window_days"] == 30
+    [item] = body["candidates"]
+    assert set(item) == {
+        "public_id",
+        "service_code",
+        "service_name",
+        "status",
+        "requested_datetime",
+        "address",
+        "lat",
+        "lon",
+        "distance_m",
+        "score",
+        "likely",
+        "reasons",
+    }
+    assert item["public_id"] == earlier.public_id
+    assert item["status"] == "open"
+    assert item["service_name"] == "Sanitation code violation"
+    assert math.isclose(item["distance_m"], 3.0, abs_tol=0.5)
+    assert item["reasons"][0] == "3 m away"
+    assert isinstance(item["likely"], bool)
+    text = response.content.decode()
+    for private in (*REPORTER.__dict__.values(), earlier.token, "call me"):
+        assert private not in text
+
+
+def test_nearby_is_two_queries(chicago_city, client: Client, django_assert_num_queries):
+    for metres in (3, 30, 60):
+        stored(point=north(metres))
+    with django_assert_num_queries(2):  # the category, the candidates
+        response = client.get(
+            NEARBY_URL, {"lat": LAT, "lon": LON, "service_code": "SAN_CODE", "limit": 2}
+        )
+    assert response.status_code == 200
+    assert len(response.json()["candidates"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"lon": LON, "service_code": "SAN_CODE"}, "lat"),
+        ({"lat": "north", "lon": LON, "service_code": "SAN_CODE"}, "lat"),
+        ({"lat": LAT, "lon": 200, "service_code": "SAN_CODE"}, "lon"),
+        ({"lat": LAT, "lon": LON}, "service_code"),
+        ({"lat": LAT, "lon": LON, "service_code": "NOPE"}, "service_code"),
+        ({"lat": LAT, "lon": LON, "service_code": "SAN_CODE", "limit": 0}, "limit"),
+    ],
+)
+def test_nearby_errors_name_the_field(chicago_city, client: Client, params, field):
+    response = client.get(NEARBY_URL, params)
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+
+
+def test_nearby_skips_retired_categories(chicago_city, client: Client):
+    ServiceCategory.objects.filter(service_code="SIDEWALK").update(active=False)
+    response = client.get(NEARBY_URL, {"lat": LAT, "lon": LON, "service_code": "SIDEWALK"})
+    assert response.status_code == 400
+    assert "SIDEWALK" in response.json()["service_code"][0]
 
 
 def test_the_search_uses_the_geography_index(chicago_city):
