@@ -20,6 +20,12 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# psycopg prepares the statements that ask for it: only the duplicate-candidate query does
+# (geo311.sql_duplicates); Django's own cursors bind on the client and never prepare. Set
+# DATABASE_PREPARED=false behind a pooler that cannot keep prepared statements (PgBouncer
+# before 1.21 in transaction mode).
+if env.bool("DATABASE_PREPARED", default=True):
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [

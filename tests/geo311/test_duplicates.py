@@ -375,4 +375,4 @@ def test_the_search_uses_the_geography_index(chicago_city):
         cursor.execute("ANALYZE geo311_servicerequest")
         cursor.execute("EXPLAIN " + sql_duplicates.CANDIDATES_ONE, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "servicerequest_geog_gist" in plan
+    assert "servicerequest_geog_time_gist" in plan
