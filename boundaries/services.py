@@ -81,6 +81,7 @@ def layer_version_create(
         max_vertices=max_vertices or settings.GEO311_SUBDIVIDE_MAX_VERTICES,
     )
     version.save(update_fields=["feature_count"])
+    sql.analyze_boundaries()
     return version
 
 

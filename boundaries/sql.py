@@ -35,6 +35,16 @@ def subdivide_boundary(*, boundary_id: int, max_vertices: int) -> int:
         return cursor.rowcount
 
 
+def analyze_boundaries() -> None:
+    """Refresh the planner's statistics of the boundary tables.
+
+    Measured (bench boundary_import_nyc, lookup_right_after_import): right after an import the
+    stale statistics made point lookups pick a bad plan, 22.6 ms p50 instead of 0.6 ms.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE boundaries_boundary, boundaries_boundarypart")
+
+
 def subdivide_version(*, version_id: int, max_vertices: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute(SUBDIVIDE_VERSION, {"version_id": version_id, "max_vertices": max_vertices})
