@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .duplicates import Candidate, duplicate_candidates, policy_for
+from .duplicates import Candidate, nearby_candidates
 from .models import ServiceCategory
 from .open311.serializers import W3CDateTimeField
 
@@ -39,23 +39,6 @@ class NearbyRequestsApi(APIView):
         limit = serializers.IntegerField(
             required=False, default=5, min_value=1, max_value=MAX_CANDIDATES
         )
-
-        def validate_service_code(self, code: str) -> ServiceCategory:
-            category = (
-                ServiceCategory.objects.filter(service_code=code, active=True)
-                .only(
-                    "id",
-                    "service_code",
-                    "group",
-                    "duplicate_radius_m",
-                    "duplicate_window_days",
-                    "duplicate_likely_score",
-                )
-                .first()
-            )
-            if category is None:
-                raise serializers.ValidationError(f"no active service with code '{code}'")
-            return category
 
     class CandidateSerializer(serializers.Serializer):
         public_id = serializers.CharField(source="request.public_id")
@@ -94,26 +77,29 @@ class NearbyRequestsApi(APIView):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         data: dict[str, Any] = params.validated_data
-        category: ServiceCategory = data["service_code"]
-        policy = policy_for(category=category)
-        candidates = duplicate_candidates(
-            category=category,
-            point=Point(data["lon"], data["lat"], srid=4326),
-            address=data.get("address", ""),
-            description=data.get("description", ""),
-            limit=data["limit"],
-        )
-        serialized = self.CandidateSerializer(
-            candidates, many=True, context={"likely_score": policy.likely_score}
+        try:
+            # One query: the category (active, by code), its policy and the candidates.
+            nearby = nearby_candidates(
+                service_code=data["service_code"],
+                point=Point(data["lon"], data["lat"], srid=4326),
+                address=data.get("address", ""),
+                description=data.get("description", ""),
+                limit=data["limit"],
+            )
+        except ServiceCategory.DoesNotExist as exc:
+            raise serializers.ValidationError({"service_code": [str(exc)]}) from exc
+        policy = nearby.policy
+        candidates = self.CandidateSerializer(
+            nearby.candidates, many=True, context={"likely_score": policy.likely_score}
         ).data
         return Response(
             {
                 "lat": data["lat"],
                 "lon": data["lon"],
-                "service_code": category.service_code,
+                "service_code": nearby.service_code,
                 "radius_m": policy.radius_m,
                 "window_days": policy.window_days,
                 "likely_score": policy.likely_score,
-                "candidates": serialized,
+                "candidates": candidates,
             }
         )

@@ -96,6 +96,7 @@ def query_params(*, weights: Weights | None = None, limit: int = 5) -> dict[str,
     return {
         "radius_m": float(settings.GEO311_DUPLICATE_RADIUS_M),
         "window_days": int(settings.GEO311_DUPLICATE_WINDOW_DAYS),
+        "likely_score": float(settings.GEO311_DUPLICATE_LIKELY_SCORE),
         "recently_closed_days": float(settings.GEO311_DUPLICATE_RECENTLY_CLOSED_DAYS),
         "limit": limit,
         **(weights or Weights.from_settings()).as_params(),
@@ -167,8 +168,11 @@ def _partial(model: type[M], values: dict[str, object]) -> M:
     return model.from_db("default", names, [values[name] for name in names])
 
 
+_CANDIDATE_AT = 1 + len(sql.PROBE_COLUMNS)
+
+
 def _candidate(row: tuple, *, group: str) -> Candidate:
-    values = dict(zip(sql.COLUMNS, row[1:], strict=True))
+    values = dict(zip(sql.COLUMNS, row[_CANDIDATE_AT:], strict=True))
     request = _partial(
         ServiceRequest,
         {
@@ -213,6 +217,34 @@ def _candidate(row: tuple, *, group: str) -> Candidate:
     )
 
 
+def _probe_params(
+    *,
+    point: Point,
+    at: dt.datetime | None,
+    address: str,
+    description: str,
+    limit: int,
+    category_id: int | None = None,
+    service_code: str | None = None,
+    public_id: str | None = None,
+    exclude_id: int | None = None,
+) -> dict[str, object]:
+    if point.srid not in (None, 4326):
+        point = cast(Point, point.transform(4326, clone=True))
+    return {
+        **query_params(limit=limit),
+        "category_id": category_id,
+        "service_code": service_code,
+        "lon": point.x,
+        "lat": point.y,
+        "at": at or timezone.now(),
+        "public_id": public_id,
+        "address_key": normalize_address(address) if address.strip() else "",
+        "description": description.strip(),
+        "exclude_id": exclude_id,
+    }
+
+
 def duplicate_candidates(
     *,
     category: ServiceCategory,
@@ -230,21 +262,66 @@ def duplicate_candidates(
     ``public_id`` (of a stored request being re-checked) hides requests made at the same instant
     with a larger id; ``exclude_id`` hides one request (itself).
     """
-    if point.srid not in (None, 4326):
-        point = cast(Point, point.transform(4326, clone=True))
-    lon, lat = point.x, point.y
-    params = {
-        **query_params(limit=limit),
-        "category_id": category.pk,
-        "lon": lon,
-        "lat": lat,
-        "at": at or timezone.now(),
-        "public_id": public_id,
-        "address_key": normalize_address(address) if address.strip() else "",
-        "description": description.strip(),
-        "exclude_id": exclude_id,
-    }
-    return [_candidate(row, group=category.group) for row in sql.candidates_one(params=params)]
+    params = _probe_params(
+        category_id=category.pk,
+        point=point,
+        at=at,
+        address=address,
+        description=description,
+        limit=limit,
+        public_id=public_id,
+        exclude_id=exclude_id,
+    )
+    return [
+        _candidate(row, group=category.group)
+        for row in sql.candidates_one(params=params)
+        if row[_CANDIDATE_AT] is not None
+    ]
+
+
+@dataclass(frozen=True)
+class Nearby:
+    """The candidates for a report not yet filed, with its category's policy."""
+
+    service_code: str
+    policy: Policy
+    candidates: list[Candidate]
+
+
+def nearby_candidates(
+    *,
+    service_code: str,
+    point: Point,
+    address: str = "",
+    description: str = "",
+    limit: int = 5,
+) -> Nearby:
+    """``duplicate_candidates`` for an active category given by its code, now, in one query
+    (the category and its policy come with the candidates). Raises ServiceCategory.DoesNotExist
+    for an unknown or retired code."""
+    rows = sql.candidates_one(
+        params=_probe_params(
+            service_code=service_code,
+            point=point,
+            at=None,
+            address=address,
+            description=description,
+            limit=limit,
+        )
+    )
+    if not rows:
+        raise ServiceCategory.DoesNotExist(f"no active service with code '{service_code}'")
+    probe = dict(zip(sql.PROBE_COLUMNS, rows[0][1:_CANDIDATE_AT], strict=True))
+    group = str(probe["probe_group"])
+    return Nearby(
+        service_code=str(probe["probe_service_code"]),
+        policy=Policy(
+            radius_m=float(probe["radius_m"]),
+            window_days=int(probe["window_days"]),
+            likely_score=float(probe["likely_score"]),
+        ),
+        candidates=[_candidate(row, group=group) for row in rows if row[_CANDIDATE_AT] is not None],
+    )
 
 
 def likely_duplicate(*, category: ServiceCategory, candidates: list[Candidate]) -> Candidate | None:

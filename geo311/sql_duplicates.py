@@ -13,6 +13,7 @@ The score is a logistic function of the features (weights are parameters, see
 ``geo311.duplicates.Weights``), so it lies in (0, 1) and reads as a probability.
 """
 
+import re
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -23,19 +24,26 @@ from django.db import connection
 # a smaller public id: exports often carry dates without times, and the city's own numbering
 # orders a day's requests. Ids compare by length first so numeric ids sort as numbers. A probe
 # without a public id (a request not yet filed) sees everything requested up to its time.
+#
+# Every probe whose category exists gives at least one row: its category's policy, then the
+# candidate's columns (all NULL when it has none), so one query also says whether the category
+# exists and what its policy is.
 _TEMPLATE = """
-SELECT p.probe_id, c.*
+SELECT p.probe_id, pc.service_code AS probe_service_code, pc."group" AS probe_group,
+       cfg.radius_m, cfg.window_days, cfg.likely_score, c.*
 FROM {probes} p
 JOIN geo311_servicecategory pc ON pc.id = p.category_id
 CROSS JOIN LATERAL (
     SELECT coalesce(pc.duplicate_radius_m::float8, %(radius_m)s::float8) AS radius_m,
+           coalesce(pc.duplicate_window_days, %(window_days)s::int) AS window_days,
+           coalesce(pc.duplicate_likely_score, %(likely_score)s::float8) AS likely_score,
            make_interval(days => coalesce(pc.duplicate_window_days, %(window_days)s::int))
                AS window,
            make_interval(secs => %(recently_closed_days)s::float8 * 86400.0) AS recently_closed,
            array(SELECT k.id FROM geo311_servicecategory k
                  WHERE k.id = pc.id OR (pc."group" <> '' AND k."group" = pc."group")) AS categories
 ) cfg
-CROSS JOIN LATERAL (
+LEFT JOIN LATERAL (
     SELECT f.*,
            1.0 / (1.0 + exp(-(
                %(w_bias)s::float8
@@ -84,22 +92,35 @@ CROSS JOIN LATERAL (
     ) f
     ORDER BY score DESC, f.distance_m, f.requested_at DESC, f.id
     LIMIT %(limit)s::int
-) c
+) c ON true
 ORDER BY p.probe_id, c.score DESC, c.distance_m, c.requested_at DESC, c.id
 """
 
+# The category by id, or an active one by service code (the nearby API: one query in all).
 _ONE_PROBE = """(
-    SELECT 0::bigint AS probe_id, %(category_id)s::bigint AS category_id,
+    SELECT 0::bigint AS probe_id,
+           coalesce(%(category_id)s::bigint,
+                    (SELECT id FROM geo311_servicecategory
+                     WHERE service_code = %(service_code)s::text AND active)) AS category_id,
            ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography AS geog,
            %(at)s::timestamptz AS at, %(public_id)s::text AS public_id,
            %(address_key)s::text AS address_key, %(description)s::text AS description,
            %(exclude_id)s::bigint AS exclude_id
 )"""
 
-CANDIDATES_ONE = _TEMPLATE.format(probes=_ONE_PROBE)
-CANDIDATES_TABLE = _TEMPLATE.format(probes="duplicate_probe")
 
-# Output columns after probe_id, in order (what ``geo311.duplicates`` reads).
+def _dedent(statement: str) -> str:
+    """The statement without its indentation: psycopg caches the parsing of statements up to
+    4 KB only, and this one runs on every nearby lookup."""
+    return re.sub(r"\n\s+", "\n", statement).strip()
+
+
+CANDIDATES_ONE = _dedent(_TEMPLATE.format(probes=_ONE_PROBE))
+CANDIDATES_TABLE = _dedent(_TEMPLATE.format(probes="duplicate_probe"))
+
+# Output columns after probe_id, in order (what ``geo311.duplicates`` reads): the probe's
+# category and policy, then the candidate (NULLs when there is none).
+PROBE_COLUMNS = ("probe_service_code", "probe_group", "radius_m", "window_days", "likely_score")
 COLUMNS = (
     "id",
     "public_id",
@@ -162,7 +183,7 @@ class _PreparedCursor(psycopg.Cursor):
 
 
 def candidates_one(*, params: dict) -> list[tuple]:
-    """Run ``CANDIDATES_ONE``; rows are (probe_id, *COLUMNS).
+    """Run ``CANDIDATES_ONE``; rows are (probe_id, *PROBE_COLUMNS, *COLUMNS).
 
     This runs on every nearby lookup and every submit. Planned afresh (Django binds parameters
     on the client), it spends about as long in the planner as in the executor; as a prepared
@@ -194,7 +215,8 @@ def probes_from_requests(*, sources: Iterable[str]) -> int:
 
 
 def candidates_table(*, params: dict) -> list[tuple]:
-    """Run ``CANDIDATES_TABLE`` over ``duplicate_probe``; rows are (probe_id, *COLUMNS)."""
+    """Run ``CANDIDATES_TABLE`` over ``duplicate_probe``; rows are
+    (probe_id, *PROBE_COLUMNS, *COLUMNS)."""
     with connection.cursor() as cursor:
         cursor.execute(CANDIDATES_TABLE, params)
         return cursor.fetchall()
