@@ -94,11 +94,27 @@ class StatusEventInline(admin.TabularInline):
 class ServiceRequestAdmin(GISModelAdmin):
     gis_widget = LocalOSMWidget  # type: ignore[assignment]  # stubs type it as an instance
     list_display = ["public_id", "category", "status", "department", "address", "requested_at"]
-    list_filter = ["status", "channel", "department", "category__group"]
+    list_filter = [
+        "status",
+        "channel",
+        "department",
+        "category__group",
+        ("possible_duplicate_of", admin.EmptyFieldListFilter),
+    ]
     list_select_related = ["category", "status", "department"]
     search_fields = ["public_id", "address", "description"]
     date_hierarchy = "requested_at"
-    readonly_fields = ["public_id", "token", "routing_rule", "why_routed", "requested_at"]
+    readonly_fields = [
+        "public_id",
+        "token",
+        "routing_rule",
+        "why_routed",
+        "requested_at",
+        "duplicate_score",
+        "duplicate_reasons",
+    ]
+    # Staff confirm or clear the link; an id box, not a list of every request.
+    raw_id_fields = ["possible_duplicate_of"]
     exclude = ["routing"]
     inlines = [StatusEventInline]
 

@@ -379,3 +379,25 @@ def test_the_search_uses_the_geography_index(chicago_city):
         cursor.execute("EXPLAIN " + sql_duplicates.CANDIDATES_ONE, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "servicerequest_geog_time_gist" in plan
+
+
+# --- staff triage ----------------------------------------------------------------------------
+
+
+def test_staff_see_and_filter_possible_duplicates(chicago_city, admin_client: Client):
+    earlier = stored(point=north(2), days_ago=1, address="233 S Wacker Dr")
+    linked = request_create(
+        category=category("SAN_CODE"),
+        location=HERE,
+        address="233 S Wacker Dr",
+        answers={"NATURE": ["other"]},
+    )
+    assert linked.possible_duplicate_of_id == earlier.pk
+    page = admin_client.get(f"/admin/geo311/servicerequest/{linked.pk}/change/")
+    assert page.status_code == 200
+    assert "same street address" in page.content.decode()
+    listing = admin_client.get(
+        "/admin/geo311/servicerequest/", {"possible_duplicate_of__isempty": "0"}
+    )
+    assert listing.status_code == 200
+    assert [r.pk for r in listing.context["cl"].result_list] == [linked.pk]
