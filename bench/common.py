@@ -1,0 +1,362 @@
+"""What every benchmark shares: the bench database, the data folder, statistics, results files.
+
+Nothing here imports Django at module level: ``setup()`` points DATABASE_URL at the bench
+database *before* ``django.setup()``, so the development database cannot be reached by mistake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+MANIFESTS = REPO / "bench" / "manifests"
+DATA = (REPO / ".." / "shared" / "data").resolve()
+
+DB_HOST = "127.0.0.1"
+DB_PORT = "5432"
+DB_NAME = "geo311_bench"
+DB_USER = "geo311"
+DB_PASSWORD = "geo311"
+DATABASE_URL = f"postgis://{DB_USER}:{DB_PASSWORD}@{DB_HOST}:{DB_PORT}/{DB_NAME}"
+# libpq form, for psycopg and ogr2ogr
+CONNINFO = f"host={DB_HOST} port={DB_PORT} dbname={DB_NAME} user={DB_USER} password={DB_PASSWORD}"
+
+RESULT_KEYS = (
+    "name",
+    "value",
+    "unit",
+    "baseline",
+    "baseline_value",
+    "ratio",
+    "goal",
+    "details",
+    "when",
+)
+
+
+class BenchError(RuntimeError):
+    """A benchmark cannot run; the message says why and what to do."""
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def data_path(*parts: str) -> Path:
+    """A file under the shared data folder (``../shared/data`` from the repo root), or a clear
+    error when the folder or the file is missing."""
+    if not DATA.is_dir():
+        raise BenchError(
+            f"shared data folder not found: {DATA} (expected ../shared/data relative to the "
+            f"repository root {REPO}); the benchmarks need the real NYC files there"
+        )
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        raise BenchError(f"missing shared data file: {path}")
+    return path
+
+
+# --- database -------------------------------------------------------------------------------
+
+
+def _psql(sql: str, *, db: str = "postgres", user: str = "postgres") -> str:
+    out = subprocess.run(
+        [
+            "psql",
+            "-h",
+            DB_HOST,
+            "-p",
+            DB_PORT,
+            "-U",
+            user,
+            "-d",
+            db,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-Atqc",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise BenchError(f"psql failed ({sql!r}): {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def ensure_database() -> None:
+    """Create ``geo311_bench`` (owner geo311) with PostGIS when it does not exist."""
+    exists = _psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'")
+    if not exists:
+        log(f"creating database {DB_NAME}")
+        done = subprocess.run(
+            ["createdb", "-h", DB_HOST, "-p", DB_PORT, "-U", "postgres", "-O", DB_USER, DB_NAME],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise BenchError(f"createdb {DB_NAME} failed: {done.stderr.strip()}")
+    _psql("CREATE EXTENSION IF NOT EXISTS postgis", db=DB_NAME)
+
+
+_SET_UP = False
+
+
+def setup() -> None:
+    """Point Django at the bench database, set it up, and migrate it. Idempotent."""
+    global _SET_UP
+    if _SET_UP:
+        return
+    os.chdir(REPO)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    ensure_database()
+    os.environ["DATABASE_URL"] = DATABASE_URL
+    os.environ["DJANGO_SETTINGS_MODULE"] = "geo311.settings"
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    name = settings.DATABASES["default"]["NAME"]
+    if name != DB_NAME:  # never benchmark (and truncate!) another database
+        raise BenchError(f"Django is configured for database {name!r}, not {DB_NAME!r}; refusing")
+    call_command("migrate", verbosity=0, interactive=False)
+    _SET_UP = True
+
+
+def raw_connection(**kwargs: Any):  # type: ignore[no-untyped-def]
+    """A plain psycopg 3 connection to the bench database (autocommit), outside Django."""
+    import psycopg
+
+    return psycopg.connect(CONNINFO, autocommit=True, **kwargs)
+
+
+def register_geometry_dumper(conn) -> type:  # type: ignore[no-untyped-def]
+    """Let ``conn`` send ``Geom(ewkb)`` as a binary ``geometry`` parameter, the way Django's
+    PostGIS backend sends a GEOS point; returns the ``Geom`` class."""
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+    from psycopg.types import TypeInfo
+
+    info = TypeInfo.fetch(conn, "geometry")
+    if info is None:
+        raise BenchError("the bench database has no PostGIS geometry type")
+
+    class Geom:
+        __slots__ = ("ewkb",)
+
+        def __init__(self, ewkb: bytes):
+            self.ewkb = ewkb
+
+    class GeomDumper(Dumper):
+        format = Format.BINARY
+        oid = info.oid
+
+        def dump(self, obj):  # type: ignore[no-untyped-def]
+            return obj.ewkb
+
+    conn.adapters.register_dumper(Geom, GeomDumper)
+    return Geom
+
+
+def point_ewkb(lon: float, lat: float) -> bytes:
+    import struct
+
+    # little-endian EWKB Point with SRID flag, SRID 4326
+    return struct.pack("<BIIdd", 1, 0x20000001, 4326, lon, lat)
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+def latency_stats(samples: list[float] | np.ndarray, *, scale: float = 1.0, nd: int = 3) -> dict:
+    """p50/p90/p99/mean/max of ``samples`` (seconds) times ``scale`` (1e3 = ms, 1e6 = µs)."""
+    a = np.asarray(samples, dtype=float) * scale
+    return {
+        "n": int(a.size),
+        "p50": round(float(np.percentile(a, 50)), nd),
+        "p90": round(float(np.percentile(a, 90)), nd),
+        "p99": round(float(np.percentile(a, 99)), nd),
+        "mean": round(float(a.mean()), nd),
+        "min": round(float(a.min()), nd),
+        "max": round(float(a.max()), nd),
+    }
+
+
+def median(values: list[float]) -> float:
+    return float(np.median(np.asarray(values, dtype=float)))
+
+
+# --- machine --------------------------------------------------------------------------------
+
+_MACHINE: dict | None = None
+
+
+def machine_info() -> dict:
+    """nproc, CPU, memory, PostgreSQL/PostGIS/GDAL/Python versions, server settings, git commit."""
+    global _MACHINE
+    if _MACHINE is not None:
+        return _MACHINE
+    info: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        with open("/proc/cpuinfo") as fh:
+            info["cpu"] = next(
+                (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), ""
+            )
+        with open("/proc/meminfo") as fh:
+            info["mem_total"] = fh.readline().split(":", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        with raw_connection() as conn:
+            row = conn.execute(
+                "SELECT version(), postgis_full_version(), current_setting('shared_buffers'), "
+                "current_setting('work_mem'), current_setting('jit'), "
+                "current_setting('max_parallel_workers_per_gather'), "
+                "current_setting('random_page_cost')"
+            ).fetchone()
+        (
+            info["postgres"],
+            info["postgis"],
+            info["pg_shared_buffers"],
+            info["pg_work_mem"],
+            info["pg_jit"],
+            info["pg_max_parallel_workers_per_gather"],
+            info["pg_random_page_cost"],
+        ) = row
+    except Exception as exc:  # noqa: BLE001 - machine info must never break a benchmark
+        info["postgres_error"] = str(exc)
+    try:
+        info["ogr2ogr"] = subprocess.run(
+            ["ogr2ogr", "--version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        info["ogr2ogr"] = f"unavailable: {exc}"
+    try:
+        import pyogrio
+
+        info["pyogrio_gdal"] = pyogrio.__gdal_version_string__
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        import django
+
+        info["django"] = django.get_version()
+    except Exception:  # noqa: BLE001
+        pass
+    git = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    info["git_commit"] = git.stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    info["git_dirty_files"] = [line[3:] for line in dirty.stdout.splitlines()]
+    _MACHINE = info
+    return info
+
+
+# --- load on the box while a benchmark runs ------------------------------------------------
+
+_START: tuple[float, list[int], list[float]] | None = None
+
+
+def _cpu_jiffies() -> list[int]:
+    try:
+        with open("/proc/stat") as fh:
+            return [int(x) for x in fh.readline().split()[1:]]
+    except OSError:
+        return []
+
+
+def mark_start() -> None:
+    """Called before each benchmark: what ``write_result`` measures the box's load against."""
+    global _START
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
+    _START = (time.perf_counter(), _cpu_jiffies(), load)
+
+
+def load_since_start() -> dict:
+    """Wall time, load averages and all-core CPU busy % since ``mark_start()``: the benchmark
+    itself (client and PostgreSQL) plus anything else running on the box."""
+    out: dict[str, Any] = {"loadavg_at_start": _START[2] if _START else None}
+    with contextlib.suppress(OSError):
+        out["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    if _START is not None:
+        t0, j0, _ = _START
+        j1 = _cpu_jiffies()
+        out["wall_s"] = round(time.perf_counter() - t0, 1)
+        if j0 and j1:
+            delta = [b - a for a, b in zip(j0, j1, strict=False)]
+            idle = delta[3] + (delta[4] if len(delta) > 4 else 0)  # idle + iowait
+            total = sum(delta[:8])
+            if total:
+                out["cpu_busy_pct_all_cores"] = round(100.0 * (total - idle) / total, 1)
+    return out
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+def write_result(
+    *,
+    name: str,
+    value: float,
+    unit: str,
+    baseline: str,
+    baseline_value: float,
+    goal: str,
+    details: dict,
+    ratio: float | None = None,
+) -> dict:
+    """Write ``bench/results/<name>.json`` (atomically) with exactly the agreed keys."""
+    if ratio is None:
+        ratio = value / baseline_value if baseline_value else float("nan")
+    result = {
+        "name": name,
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+        "baseline_value": baseline_value,
+        "ratio": round(ratio, 4),
+        "goal": goal,
+        "details": {**details, "machine": machine_info(), "load": load_since_start()},
+        "when": dt.datetime.now(dt.UTC).astimezone().isoformat(timespec="seconds"),
+    }
+    assert tuple(result) == RESULT_KEYS
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    target = RESULTS / f"{name}.json"
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    tmp.replace(target)
+    log(f"{name}: {value} {unit} vs {baseline} {baseline_value} (ratio {ratio:.3f}) -> {target}")
+    return result
