@@ -51,7 +51,7 @@ class BenchError(RuntimeError):
 
 
 def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    print(f"[bench {time.strftime('%H:%M:%S', time.gmtime())}Z] {msg}", file=sys.stderr, flush=True)
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -117,6 +117,28 @@ def ensure_database() -> None:
 
 
 _SET_UP = False
+_LOCK_CONN = None
+LOCK_KEY = 3110311  # pg_advisory_lock key: one bench run at a time on the bench database
+
+
+def _lock_bench_database() -> None:
+    """Hold a session advisory lock on the bench database for the life of this process, so two
+    bench runs (``python -m bench`` or a single module) never reset each other's layers or share
+    the cores mid-measurement; the second waits for the first."""
+    global _LOCK_CONN
+    import psycopg
+
+    conn = psycopg.connect(CONNINFO, autocommit=True)
+    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        holder = conn.execute(
+            "SELECT a.pid, a.application_name, a.backend_start FROM pg_locks l "
+            "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' "
+            "AND l.objid = %s AND l.granted",
+            (LOCK_KEY,),
+        ).fetchone()
+        log(f"another bench run holds the bench database (backend {holder}); waiting for it")
+        conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    _LOCK_CONN = conn
 
 
 def setup() -> None:
@@ -128,6 +150,7 @@ def setup() -> None:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     ensure_database()
+    _lock_bench_database()
     os.environ["DATABASE_URL"] = DATABASE_URL
     os.environ["DJANGO_SETTINGS_MODULE"] = "geo311.settings"
     import django

@@ -44,6 +44,7 @@ from .common import (
 )
 from .nyc import (
     LABELLED,
+    active_versions,
     ensure_nyc_layers,
     ids_only,
     rebuild_parts,
@@ -324,6 +325,7 @@ def run() -> dict:
         "client": "http.client.HTTPConnection, sequential, Accept: application/json",
         "subdivide_max_vertices": settings.GEO311_SUBDIVIDE_MAX_VERTICES,
         "parts": parts,
+        "active_layers": sorted(active_versions()),
         "notes": [
             "sql = the selector's exact query, prepared, force_custom_plan (baseline); "
             "sql_unprepared = parsed and planned on every call like Django's client-side-bound "

@@ -39,17 +39,15 @@ def manifest_files() -> list:
 
 
 def wipe_layers() -> None:
-    """Delete every layer (with its versions, boundaries and parts) from the bench database.
-
-    TRUNCATE … CASCADE rather than ``Layer.objects.all().delete()``: same end state, no dead
-    tuples left for the next run to wade through, and it takes no measurable time.
-    """
-    from django.db import connection
-
+    """Delete the 7 NYC layers (with their versions, boundaries and parts) from the bench
+    database, then VACUUM ANALYZE the boundary tables so no dead rows or stale statistics carry
+    over to the next run. Other layers in the bench database (other benchmarks' Chicago layers)
+    are left alone: no TRUNCATE … CASCADE, which would also empty every table that references
+    a layer (routing rules, categories' required layers)."""
     from boundaries.models import Layer
 
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {Layer._meta.db_table} RESTART IDENTITY CASCADE")
+    Layer.objects.filter(slug__in=layer_slugs()).delete()
+    analyze_boundaries()
 
 
 def import_nyc(progress=None, jobs: int | None = None):  # type: ignore[no-untyped-def]
@@ -74,39 +72,43 @@ def active_versions() -> dict[str, int]:
 
 
 def ensure_nyc_layers() -> dict[str, int]:
-    """The 7 NYC layers active in the bench database (imported when they are not); slug -> id
-    of the active version. Anything else in the bench database is wiped first."""
+    """The 7 NYC layers active in the bench database (re-imported when one is missing); slug ->
+    id of their active versions. Other layers are left as they are."""
     want = set(layer_slugs())
-    have = active_versions()
-    from boundaries.models import Layer
-
-    if set(have) != want or Layer.objects.exclude(slug__in=want).exists():
+    have = nyc_versions()
+    if set(have) != want:
         log("importing the 7 NYC layers into the bench database")
         wipe_layers()
         started = time.perf_counter()
         import_nyc()
         log(f"imported in {time.perf_counter() - started:.1f} s")
         analyze_boundaries()
-        have = active_versions()
+        have = nyc_versions()
     if set(have) != want:
-        raise BenchError(f"after import the active layers are {sorted(have)}, not {sorted(want)}")
+        raise BenchError(
+            f"after import the active NYC layers are {sorted(have)}, not {sorted(want)}"
+        )
     return have
 
 
+def nyc_versions() -> dict[str, int]:
+    """slug -> active version id of the NYC layers present."""
+    want = set(layer_slugs())
+    return {slug: pk for slug, pk in active_versions().items() if slug in want}
+
+
 def rebuild_parts(max_vertices: int | None) -> int:
-    """Replace every BoundaryPart by ST_Subdivide pieces of at most ``max_vertices`` vertices
-    (``None``: no parts at all), then analyze every boundary table (``analyze_boundaries``)."""
-    from django.db import connection
-
+    """Replace the BoundaryParts of the active NYC versions by ST_Subdivide pieces of at most
+    ``max_vertices`` vertices (``None``: no parts at all) with ``boundaries.sql.subdivide_version``,
+    then VACUUM ANALYZE the boundary tables. Other layers' parts are not touched."""
     from boundaries import sql as boundary_sql
-    from boundaries.models import BoundaryPart, LayerVersion
+    from boundaries.models import BoundaryPart
 
-    table = BoundaryPart._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {table}")
+    versions = list(nyc_versions().values())
+    BoundaryPart.objects.filter(version_id__in=versions).delete()  # one DELETE: no dependents
     count = 0
     if max_vertices is not None:
-        for version_id in LayerVersion.objects.values_list("pk", flat=True):
+        for version_id in versions:
             count += boundary_sql.subdivide_version(
                 version_id=version_id, max_vertices=max_vertices
             )
@@ -116,9 +118,9 @@ def rebuild_parts(max_vertices: int | None) -> int:
 
 def analyze_boundaries() -> None:
     """VACUUM ANALYZE the boundary tables. Autovacuum is off on the bench server (and takes up
-    to a minute where it is on): without fresh statistics the planner takes a freshly
-    TRUNCATEd-and-reloaded ``boundaries_boundary`` for 1 row and loops over every boundary,
-    probing the parts' GiST index once per boundary (~40 ms a lookup instead of < 1 ms)."""
+    to a minute where it is on): without fresh statistics the planner can take a reloaded
+    ``boundaries_boundary`` for 1 row and loop over every boundary, probing the parts' GiST
+    index once per boundary (~40 ms a lookup instead of < 1 ms)."""
     from django.db import connection
 
     from boundaries.models import Boundary, BoundaryPart, Layer, LayerVersion
@@ -129,9 +131,10 @@ def analyze_boundaries() -> None:
 
 
 def parts_count() -> int:
+    """Parts of the active NYC versions."""
     from boundaries.models import BoundaryPart
 
-    return BoundaryPart.objects.count()
+    return BoundaryPart.objects.filter(version_id__in=nyc_versions().values()).count()
 
 
 # --- points ---------------------------------------------------------------------------------

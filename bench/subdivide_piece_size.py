@@ -19,6 +19,7 @@ from .common import latency_stats, log, median, raw_connection, write_result
 from .nyc import (
     ensure_nyc_layers,
     ids_only,
+    nyc_versions,
     rebuild_parts,
     sample_points,
     selector_lookup_sql,
@@ -38,10 +39,13 @@ def _label(size: int | None) -> str:
 
 
 def _part_shape() -> dict:
+    """Parts of the NYC layers: count and vertices; size of the whole parts table."""
     with raw_connection() as conn:
         row = conn.execute(
             "SELECT count(*), avg(ST_NPoints(geom)), max(ST_NPoints(geom)), "
-            "pg_total_relation_size('boundaries_boundarypart') FROM boundaries_boundarypart"
+            "pg_total_relation_size('boundaries_boundarypart') FROM boundaries_boundarypart "
+            "WHERE version_id = ANY(%s)",
+            (list(nyc_versions().values()),),
         ).fetchone()
     return {
         "parts": row[0],
