@@ -28,6 +28,17 @@ def _highlights(r: dict) -> list[str]:
     out: list[str] = []
     if name == "boundary_import_nyc":
         out.append(f"runs (s): ours {d.get('ours_runs_s')}, ogr2ogr {d.get('ogr2ogr_runs_s')}")
+        if d.get("ours_jobs_runs_s"):
+            out.append(
+                f"with jobs={d.get('ours_jobs')}: {d.get('ours_jobs_runs_s')} s, median "
+                f"{d.get('ours_jobs_median_s')} s, ratio {d.get('ours_jobs_ratio')}"
+            )
+        if d.get("what_if_runs_s"):
+            out.append(
+                f"with GEO311_SUBDIVIDE_MAX_VERTICES={d.get('what_if_max_vertices')}: "
+                f"{d.get('what_if_runs_s')} s, median {d.get('what_if_median_s')} s, "
+                f"ratio {d.get('what_if_ratio')}"
+            )
         if "profile" in d:
             top = d["profile"].get("top_by_tottime", [])[:5]
             out.append(
