@@ -6,6 +6,7 @@ from typing import Any
 from django.contrib.gis.geos import Point
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,7 +25,9 @@ class NearbyRequestsApi(APIView):
     Public and free of personal data: no reporter fields, no description, no token.
     """
 
+    # Public and hot (the map asks as the pin moves): no session lookup, JSON only.
     authentication_classes: list = []
+    renderer_classes = [JSONRenderer]
 
     class InputSerializer(serializers.Serializer):
         lat = serializers.FloatField(min_value=-90, max_value=90)
