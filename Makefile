@@ -37,8 +37,7 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy geo311 boundaries importers maps
 
-bench: setup ## run the benchmarks in bench/ (ONLY=<name> for one)
-	$(PY) manage.py migrate --noinput
+bench: setup ## run the benchmarks in bench/ (ONLY=<name> for one); they use their own database
 	$(PY) -m bench $(if $(ONLY),--only $(ONLY))
 
 # A fresh venv, so the lock holds exactly what pyproject.toml pulls in (with dev tools).

@@ -33,6 +33,8 @@ from boundaries.models import Layer, LayerKind, LayerVersion, VersionStatus
 
 Progress = Callable[[str], None]
 
+SINGLE_LAYER = {".geojson", ".json", ".shp"}
+
 SUPPORTED = (
     ".geojson, .json, .shp (with its siblings), .zip (a zipped shapefile), .gpkg, .kml, .kmz"
 )
@@ -181,6 +183,9 @@ def open_source(path: Path, *, source_layer: str | None = None) -> SourceFile:
     elif suffix not in {".geojson", ".json", ".gpkg", ".kml", ".kmz"}:
         raise BoundaryImportError(f"{path}: unsupported file type '{suffix}'; use {SUPPORTED}")
 
+    if suffix in SINGLE_LAYER and not source_layer:
+        # These formats hold one layer; listing it would parse a GeoJSON file twice.
+        return SourceFile(path=path, gdal_path=gdal_path, layer=None, checksum=_checksum(files))
     try:
         layers = pyogrio.list_layers(gdal_path)
     except (DataSourceError, DataLayerError) as exc:
@@ -277,7 +282,8 @@ def read_clean_layer(
         raise BoundaryImportError(f"{source.path} cannot be read: {exc}") from exc
     columns = [str(c) for c in meta["fields"]]
     count = len(wkb)
-    say(f"read {count} features from {source.path.name} (layer {source.layer})")
+    of_layer = f" (layer {source.layer})" if source.layer else ""
+    say(f"read {count} features from {source.path.name}{of_layer}")
     if count == 0:
         raise BoundaryImportError(f"{source.path} has no features")
     crs = _source_crs(source, meta.get("crs"), srid)
