@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import http.client
 import json
 import os
 import platform
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -383,3 +386,66 @@ def write_result(
     tmp.replace(target)
     log(f"{name}: {value} {unit} vs {baseline} {baseline_value} (ratio {ratio:.3f}) -> {target}")
     return result
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gunicorn:
+    """geo311 under gunicorn on the bench database, on loopback, with its log in ``log_path``."""
+
+    def __init__(self, port: int, log_path: Path, args: list[str]):
+        env = {
+            **os.environ,
+            "DATABASE_URL": DATABASE_URL,
+            "DJANGO_SETTINGS_MODULE": "geo311.settings",
+            "DJANGO_DEBUG": "false",
+        }
+        self.cmd = [
+            str(REPO / ".venv" / "bin" / "gunicorn"),
+            "geo311.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            *args,
+        ]
+        self.log_path = log_path
+        self.log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            self.cmd, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        self.port = port
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(
+                    f"gunicorn exited with {self.proc.returncode}: "
+                    f"{self.log_path.read_text()[-2000:]}"
+                )
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise BenchError(
+            f"gunicorn not ready after {timeout} s: {self.log_path.read_text()[-2000:]}"
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()

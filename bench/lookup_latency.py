@@ -25,19 +25,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from .common import (
-    DATABASE_URL,
-    REPO,
-    BenchError,
+    Gunicorn,
+    free_port,
     latency_stats,
     log,
     write_result,
@@ -57,67 +52,6 @@ NAME = "lookup_latency"
 REQUESTS = 2_000
 WARMUP = 100
 SEED = 42
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Gunicorn:
-    def __init__(self, port: int, log_path: Path):
-        env = {
-            **os.environ,
-            "DATABASE_URL": DATABASE_URL,
-            "DJANGO_SETTINGS_MODULE": "geo311.settings",
-            "DJANGO_DEBUG": "false",
-        }
-        self.log_path = log_path
-        self.log = log_path.open("w")
-        self.cmd = [
-            str(REPO / ".venv" / "bin" / "gunicorn"),
-            "geo311.wsgi",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ]
-        self.proc = subprocess.Popen(
-            self.cmd, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        self.port = port
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(
-                    f"gunicorn exited with {self.proc.returncode}: "
-                    f"{self.log_path.read_text()[-2000:]}"
-                )
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise BenchError(
-            f"gunicorn not ready after {timeout} s: {self.log_path.read_text()[-2000:]}"
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 ORM_POINTS = 300
@@ -223,9 +157,9 @@ def run() -> dict:
         {"sql": query, "sql_unprepared": query, "sql_ids_only": ids_only(query)},
         prepare={"sql_unprepared": False},
     )
-    port = _free_port()
+    port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="geo311-bench-"))
-    server = Gunicorn(port, workdir / "gunicorn.log")
+    server = Gunicorn(port, workdir / "gunicorn.log", ["--workers", "1"])
     api_s: list[float] = []
     sql_s: dict[str, list[float]] = {name: [] for name in sql.variants}
     statuses: dict[int, int] = {}

@@ -26,17 +26,15 @@ import multiprocessing
 import os
 import random
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlencode
 
 from .common import (
-    DATABASE_URL,
-    REPO,
     BenchError,
+    Gunicorn,
+    free_port,
     latency_stats,
     log,
     raw_connection,
@@ -325,75 +323,6 @@ def time_db(sample: list[dict]) -> dict:
 # --- API --------------------------------------------------------------------------------------
 
 
-class Gunicorn:
-    def __init__(self, port: int, log_path: Path):
-        env = {
-            **os.environ,
-            "DATABASE_URL": DATABASE_URL,
-            "DJANGO_SETTINGS_MODULE": "geo311.settings",
-            "DJANGO_DEBUG": "false",
-        }
-        self.cmd = [
-            str(REPO / ".venv" / "bin" / "gunicorn"),
-            "geo311.wsgi",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(WORKERS),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(THREADS),
-            "--keep-alive",
-            "5",
-        ]
-        self.log_path = log_path
-        self.log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            self.cmd, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        self.port = port
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(
-                    f"gunicorn exited with {self.proc.returncode}: "
-                    f"{self.log_path.read_text()[-2000:]}"
-                )
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise BenchError(
-            f"gunicorn not ready after {timeout} s: {self.log_path.read_text()[-2000:]}"
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _client(args: tuple[int, list[str], int, float]) -> dict:
     """One keep-alive connection sending ``urls`` in a loop until ``max_requests`` are done or
     ``seconds`` have passed (loopback only)."""
@@ -461,9 +390,22 @@ def time_api(sample: list[dict]) -> dict:
         )
         for p in sample
     ]
-    port = _free_port()
+    port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="geo311-bench-"))
-    server = Gunicorn(port, workdir / "gunicorn.log")
+    server = Gunicorn(
+        port,
+        workdir / "gunicorn.log",
+        [
+            "--workers",
+            str(WORKERS),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(THREADS),
+            "--keep-alive",
+            "5",
+        ],
+    )
     try:
         server.wait_ready()
         # Warm every worker and its database connection.
