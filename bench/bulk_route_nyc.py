@@ -36,28 +36,19 @@ import warnings
 
 from . import common
 from .common import BenchError, data_path, log, median, write_result
-from .nyc import POINTS_CSV, POINTS_TOTAL, active_versions, ensure_nyc_layers, layer_slugs
+from .nyc import (
+    POINTS_CSV,
+    POINTS_TOTAL,
+    active_versions,
+    ensure_nyc_layers,
+    layer_slugs,
+)
 
 NAME = "bulk_route_nyc"
 RUNS = 3
 OURS_TABLE = "bench_route_ours"
 GPD_TABLE = "bench_route_gpd"
 
-CSV_COLUMNS = [
-    "borough",
-    "block",
-    "lot",
-    "unitsres",
-    "latitude",
-    "longitude",
-    "councildist_2023",
-    "schooldist",
-    "communitydist",
-    "policeprct",
-    "nta",
-    "modzcta",
-    "bbl_population_estimate",
-]
 
 # The importer's staging table holds more columns; ROUTE_POINTS reads only point_id, lon, lat.
 # point_id is the file's row order (COPY inserts in file order, the identity follows it).

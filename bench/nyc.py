@@ -13,6 +13,22 @@ from .common import DATA, MANIFESTS, BenchError, data_path, log
 
 MANIFEST = MANIFESTS / "nyc.json"
 POINTS_CSV = ("nyc", "points", "tax_lot_points_2023.csv")
+# The columns of POINTS_CSV, in file order (checked against the header before a COPY).
+POINTS_CSV_COLUMNS = [
+    "borough",
+    "block",
+    "lot",
+    "unitsres",
+    "latitude",
+    "longitude",
+    "councildist_2023",
+    "schooldist",
+    "communitydist",
+    "policeprct",
+    "nta",
+    "modzcta",
+    "bbl_population_estimate",
+]
 # Layers with a label column in the points file (slug == column name). ``borough`` has none
 # that matches its codes (the file says BK, the layer Brooklyn), so it is checked separately.
 LABELLED = ["councildist_2023", "communitydist", "policeprct", "schooldist", "nta", "modzcta"]

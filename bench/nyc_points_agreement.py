@@ -19,6 +19,7 @@ from .common import BenchError, data_path, log, raw_connection, write_result
 from .nyc import (
     LABELLED,
     POINTS_CSV,
+    POINTS_CSV_COLUMNS,
     POINTS_TOTAL,
     active_versions,
     ensure_nyc_layers,
@@ -33,21 +34,6 @@ EXPECTED = {layer: 100.0 for layer in LABELLED} | {"modzcta": 98.7}
 # sample × SAMPLE_EVERY against their full run shows how well that scales.)
 SAMPLE_EVERY = 5
 
-CSV_COLUMNS = [
-    "borough",
-    "block",
-    "lot",
-    "unitsres",
-    "latitude",
-    "longitude",
-    "councildist_2023",
-    "schooldist",
-    "communitydist",
-    "policeprct",
-    "nta",
-    "modzcta",
-    "bbl_population_estimate",
-]
 
 CREATE_POINTS = """
 CREATE TEMP TABLE bench_points (
@@ -188,14 +174,14 @@ def _load_points(conn) -> float:  # type: ignore[no-untyped-def]
     path = data_path(*POINTS_CSV)
     with path.open("rb") as fh:
         header = fh.readline().decode().strip().split(",")
-    if header != CSV_COLUMNS:
+    if header != POINTS_CSV_COLUMNS:
         raise BenchError(f"{path}: unexpected columns {header}")
     t0 = time.perf_counter()
     conn.execute(CREATE_POINTS)
     with (
         path.open("rb") as fh,
         conn.cursor().copy(
-            f"COPY bench_points ({', '.join(CSV_COLUMNS)}) FROM STDIN "
+            f"COPY bench_points ({', '.join(POINTS_CSV_COLUMNS)}) FROM STDIN "
             "WITH (FORMAT csv, HEADER true)"
         ) as copy,
     ):

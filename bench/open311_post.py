@@ -46,8 +46,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -336,53 +334,12 @@ def bodies(api_key: str, n: int) -> tuple[list[bytes], dict]:
 # --- gunicorn ----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(common.Gunicorn):
+    """gunicorn with ``workers`` sync workers, one thread each (the sweep's unit)."""
 
-
-class Server:
     def __init__(self, workers: int, log_path: Path):
-        self.port = _free_port()
         self.args = ["--workers", str(workers), "--threads", "1", "--worker-class", "sync"]
-        env = {
-            **os.environ,
-            "DATABASE_URL": common.DATABASE_URL,
-            "DJANGO_SETTINGS_MODULE": "geo311.settings",
-            "DJANGO_DEBUG": "false",
-        }
-        self.log_path = log_path
-        self.log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            [
-                str(REPO / ".venv" / "bin" / "gunicorn"),
-                "geo311.wsgi",
-                "-b",
-                f"127.0.0.1:{self.port}",
-                *self.args,
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise BenchError(f"gunicorn not ready: {self.log_path.read_text()[-2000:]}")
+        super().__init__(common.free_port(), log_path, self.args)
 
     def worker_pids(self) -> list[int]:
         try:
@@ -390,16 +347,6 @@ class Server:
                 return [int(p) for p in fh.read().split()]
         except OSError:
             return []
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def _cpu_seconds(pids: list[int]) -> float:
