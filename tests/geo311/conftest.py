@@ -113,3 +113,25 @@ def make_request(
 
 def at(days_ago: float) -> dt.datetime:
     return timezone.now() - dt.timedelta(days=days_ago)
+
+
+# The fields of an Open311 request, in the spec's order.
+REQUEST_FIELDS = [
+    "service_request_id",
+    "status",
+    "status_notes",
+    "service_name",
+    "service_code",
+    "description",
+    "agency_responsible",
+    "service_notice",
+    "requested_datetime",
+    "updated_datetime",
+    "expected_datetime",
+    "address",
+    "address_id",
+    "zipcode",
+    "lat",
+    "long",
+    "media_url",
+]

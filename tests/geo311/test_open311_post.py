@@ -15,6 +15,7 @@ from tests.geo311.conftest import (
     BASE,
     FORM,
     REPORTER,
+    REQUEST_FIELDS,
     W3C,
     errors_of,
     get,
@@ -60,25 +61,7 @@ def test_post_json_then_get_reads_back_the_same_request(client: Client, chicago_
     }
 
     (read,) = json_of(get(client, f"requests/{request_id}"))
-    assert list(read) == [
-        "service_request_id",
-        "status",
-        "status_notes",
-        "service_name",
-        "service_code",
-        "description",
-        "agency_responsible",
-        "service_notice",
-        "requested_datetime",
-        "updated_datetime",
-        "expected_datetime",
-        "address",
-        "address_id",
-        "zipcode",
-        "lat",
-        "long",
-        "media_url",
-    ]
+    assert list(read) == REQUEST_FIELDS
     assert read["service_request_id"] == request_id
     assert read["status"] == "open"
     assert read["status_notes"] == "Received"

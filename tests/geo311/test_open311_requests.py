@@ -14,6 +14,7 @@ from geo311.services import Reporter, request_create
 from tests.geo311.conftest import (
     LOOP_POINT,
     REPORTER,
+    REQUEST_FIELDS,
     W3C,
     at,
     errors_of,
@@ -321,25 +322,7 @@ def test_list_in_xml_element_by_element(client: Client, chicago_city):
     (item,) = root
     assert item.tag == "request"
     fields = {child.tag: child.text for child in item}
-    assert list(fields) == [
-        "service_request_id",
-        "status",
-        "status_notes",
-        "service_name",
-        "service_code",
-        "description",
-        "agency_responsible",
-        "service_notice",
-        "requested_datetime",
-        "updated_datetime",
-        "expected_datetime",
-        "address",
-        "address_id",
-        "zipcode",
-        "lat",
-        "long",
-        "media_url",
-    ]
+    assert list(fields) == REQUEST_FIELDS
     assert fields["service_request_id"] == request.public_id
     assert fields["status"] == "open"
     assert fields["status_notes"] == "note 1"
