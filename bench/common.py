@@ -29,7 +29,8 @@ DATA = (REPO / ".." / "shared" / "data").resolve()
 
 DB_HOST = "127.0.0.1"
 DB_PORT = "5432"
-DB_NAME = "geo311_bench"
+# GEO311_BENCH_DB lets two checkouts benchmark side by side without truncating each other.
+DB_NAME = os.environ.get("GEO311_BENCH_DB", "geo311_bench")
 DB_USER = "geo311"
 DB_PASSWORD = "geo311"
 DATABASE_URL = f"postgis://{DB_USER}:{DB_PASSWORD}@{DB_HOST}:{DB_PORT}/{DB_NAME}"
