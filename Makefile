@@ -22,12 +22,11 @@ help: ## show this list
 setup: ## install system packages, start PostgreSQL, build .venv, create the database (idempotent)
 	@bash scripts/setup.sh
 
-run: setup ## migrate, load the Chicago demo, serve on http://127.0.0.1:8000 (HOST=, PORT=)
+run: setup ## migrate, load the Chicago demo, serve on http://127.0.0.1:8000 with a job worker (HOST=, PORT=)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py load_demo
-	@echo "serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
-	exec $(VENV)/bin/gunicorn geo311.wsgi -b $(HOST):$(PORT) --workers 3 --access-logfile -
+	exec bash scripts/serve.sh
 
 test: setup ## ruff, mypy, migrations check, deploy check, pytest (what CI runs)
 	@bash scripts/test.sh

@@ -40,6 +40,9 @@ INSTALLED_APPS = [
     "rest_framework_gis",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Jobs (notifications, heavy analyses) live in PostgreSQL: enqueued in the transaction of the
+    # change that causes them. Before the apps whose tasks it discovers.
+    "procrastinate.contrib.django",
     "geo311",
     "boundaries",
     "importers",
