@@ -1,5 +1,11 @@
 # geo311 web image: Django + GeoDjango served by gunicorn on port 8000.
 # The database (PostgreSQL + PostGIS) is not in this image; see compose.yaml and docs/operations.md.
+# The map libraries come from npm at build time and are served as our own static files.
+FROM node:20-bookworm-slim AS frontend
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -19,6 +25,7 @@ COPY requirements/lock.txt requirements/lock.txt
 RUN pip install -r requirements/lock.txt
 
 COPY . .
+COPY --from=frontend /app/node_modules node_modules
 # The project runs from /app (gunicorn and manage.py put it on sys.path); it is not pip-installed.
 # Static files are collected at build time with the development settings, which need no secrets;
 # production settings serve the same STATIC_ROOT through WhiteNoise.

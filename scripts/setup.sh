@@ -2,7 +2,8 @@
 # Prepare this machine for geo311, idempotently (`make setup` runs it; everything else needs it):
 #   1. system packages (PostgreSQL, PostGIS, GDAL), installed only when missing;
 #   2. the PostgreSQL cluster that DATABASE_URL points at, started if it is not running;
-#   3. the virtualenv .venv, installed from requirements/lock.txt (skipped while up to date);
+#   3. the virtualenv .venv, installed from requirements/lock.txt (skipped while up to date),
+#      and the front-end map libraries from package-lock.json into node_modules;
 #   4. the database role, database and extensions (local databases only; remote ones are checked).
 # A second run changes nothing and takes about a second.
 set -euo pipefail
@@ -140,6 +141,18 @@ else
             "$VENV/bin/pip" install --no-deps -e .
     } >/tmp/geo311-pip.log 2>&1 || die "pip install failed; see /tmp/geo311-pip.log"
     touch "$STAMP"
+fi
+
+# --- 3b. front-end packages -----------------------------------------------------------------
+# The map libraries (package.json) are served from our own static files, never from a CDN.
+NPM_STAMP=node_modules/.installed
+if [ "$NPM_STAMP" -nt package-lock.json ] && [ "$NPM_STAMP" -nt package.json ]; then
+    : # up to date
+else
+    command -v npm >/dev/null || apt_install nodejs npm
+    say "installing package-lock.json into node_modules (log: /tmp/geo311-npm.log)"
+    npm ci --no-audit --no-fund >/tmp/geo311-npm.log 2>&1 || die "npm ci failed; see /tmp/geo311-npm.log"
+    touch "$NPM_STAMP"
 fi
 
 # --- 4. database ----------------------------------------------------------------------------
