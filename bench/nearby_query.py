@@ -21,6 +21,7 @@ The Chicago history of ``duplicates_chicago`` may sit next to them.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import http.client
 import multiprocessing
@@ -94,7 +95,8 @@ PHRASES = [
 
 LOTS_TABLE = "CREATE TEMP TABLE bench_lot (lon float8, lat float8) ON COMMIT DROP"
 
-# One INSERT ... SELECT: random draws in SQL (seeded), no row travels through Python.
+# One INSERT ... SELECT: random draws in SQL (seeded), no row travels through Python. Requests
+# fall in the `days` days before `end` (for the nearby rows: the last two years).
 SYNTHESISE = """
 WITH cats AS (
     SELECT array_agg(id ORDER BY id) AS ids, array_agg(default_department_id ORDER BY id) AS deps
@@ -109,7 +111,7 @@ WITH cats AS (
 ), drawn AS (
     SELECT c.*, row_number() OVER () AS n,
            1 + floor(random() * array_length(cats.ids, 1))::int AS k,
-           now() - random() * make_interval(days => %(days)s) AS at,
+           %(end)s::timestamptz - random() * make_interval(days => %(days)s) AS at,
            random() AS r_closed, random() AS r_took,
            1 + floor(random() * %(phrases)s)::int AS phrase
     FROM copies c CROSS JOIN cats
@@ -134,7 +136,7 @@ CROSS JOIN LATERAL (
            || (%(streets)s::text[])[1 + abs(hashtext('s' || d.lot)) %% %(street_count)s] AS address
 ) a
 CROSS JOIN LATERAL (
-    SELECT CASE WHEN d.at < now() - interval '10 days' THEN d.r_closed < 0.97
+    SELECT CASE WHEN d.at < %(end)s::timestamptz - interval '10 days' THEN d.r_closed < 0.97
                 ELSE d.r_closed < 0.5 END AS closed
 ) s
 WHERE d.n <= %(target)s
@@ -159,10 +161,7 @@ def ensure_rows() -> dict:
     newest is less than a day old (the window is relative to now)."""
     from django.db import connection, transaction
 
-    from geo311.models import Status
-
     from .duplicates_chicago import ensure_city
-    from .nyc import load_points
 
     done: dict = {"city": ensure_city()}
     with connection.cursor() as cursor:
@@ -181,31 +180,7 @@ def ensure_rows() -> dict:
         with transaction.atomic(), connection.cursor() as cursor:
             for statement in REMOVE:
                 cursor.execute(statement, [SOURCE])
-    points = load_points()
-    statuses = dict(Status.objects.values_list("code", "pk"))
-    log(f"synthesising {TARGET_ROWS:,} requests at {len(points):,} tax-lot locations")
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT setseed(%s)", [SEED / 1000.0])
-        cursor.execute(LOTS_TABLE)
-        with cursor.cursor.copy("COPY bench_lot (lon, lat) FROM STDIN") as copy:
-            for lon, lat in zip(points["longitude"], points["latitude"], strict=True):
-                copy.write_row((float(lon), float(lat)))
-        cursor.execute(
-            SYNTHESISE,
-            {
-                "repeat": REPEAT_SHARE,
-                "days": HISTORY_DAYS,
-                "phrases": len(PHRASES),
-                "phrase_list": PHRASES,
-                "streets": STREETS,
-                "street_count": len(STREETS),
-                "closed_status": statuses["completed"],
-                "open_status": statuses["submitted"],
-                "source": SOURCE,
-                "target": TARGET_ROWS,
-            },
-        )
-        made = cursor.rowcount
+    made = synthesise(source=SOURCE, target=TARGET_ROWS, repeat_share=REPEAT_SHARE)
     insert_s = time.perf_counter() - t0
     log(f"inserted {made:,} in {insert_s:.1f} s; VACUUM ANALYZE")
     with raw_connection() as conn:
@@ -217,6 +192,52 @@ def ensure_rows() -> dict:
         "total_s": round(time.perf_counter() - t0, 1),
     }
     return done
+
+
+def synthesise(
+    *,
+    source: str,
+    target: int,
+    repeat_share: float,
+    days: int = HISTORY_DAYS,
+    end: dt.datetime | None = None,
+) -> int:
+    """Insert up to ``target`` synthetic requests marked ``source`` at the NYC tax-lot
+    locations (each lot once, ``repeat_share`` of them a second time a few metres off),
+    requested in the ``days`` before ``end`` (default now); returns the rows inserted. Other
+    benchmarks call it with their own source (e.g. every lot exactly once, in a past year)."""
+    from django.db import connection, transaction
+
+    from geo311.models import Status
+
+    from .nyc import load_points
+
+    points = load_points()
+    statuses = dict(Status.objects.values_list("code", "pk"))
+    log(f"synthesising {target:,} requests at {len(points):,} tax-lot locations ({source})")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(%s)", [SEED / 1000.0])
+        cursor.execute(LOTS_TABLE)
+        with cursor.cursor.copy("COPY bench_lot (lon, lat) FROM STDIN") as copy:
+            for lon, lat in zip(points["longitude"], points["latitude"], strict=True):
+                copy.write_row((float(lon), float(lat)))
+        cursor.execute(
+            SYNTHESISE,
+            {
+                "repeat": repeat_share,
+                "days": days,
+                "end": end or dt.datetime.now(dt.UTC),
+                "phrases": len(PHRASES),
+                "phrase_list": PHRASES,
+                "streets": STREETS,
+                "street_count": len(STREETS),
+                "closed_status": statuses["completed"],
+                "open_status": statuses["submitted"],
+                "source": source,
+                "target": target,
+            },
+        )
+        return cursor.rowcount
 
 
 def table_rows() -> int:

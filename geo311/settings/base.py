@@ -144,6 +144,9 @@ GEO311_STORAGE_SRID = 4326
 GEO311_SUBDIVIDE_MAX_VERTICES = env.int("GEO311_SUBDIVIDE_MAX_VERTICES", default=256)
 # Overlaps and gaps smaller than this (square metres) are not reported by check_boundaries.
 GEO311_TOPOLOGY_TOLERANCE_M2 = env.float("GEO311_TOPOLOGY_TOLERANCE_M2", default=1.0)
+# Hot spot analysis and reports measure in this projected CRS (EPSG code, unit metre); 0 picks
+# the UTM zone of the city outline's centre (maps.selectors.analysis_srid).
+GEO311_ANALYSIS_SRID = env.int("GEO311_ANALYSIS_SRID", default=0)
 
 # Open311: the jurisdiction this server answers for (a different jurisdiction_id is a 404), and
 # what discovery tells client developers.
