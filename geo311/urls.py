@@ -4,6 +4,8 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from maps.views import PlannerView
+
 
 def health(request: HttpRequest) -> JsonResponse:
     """Liveness and database readiness for load balancers."""
@@ -17,6 +19,8 @@ urlpatterns = [
     path("api/v1/boundaries/", include("boundaries.urls")),
     path("api/v1/requests/", include("geo311.api_urls")),
     path("open311/v2/", include("geo311.open311.urls")),
+    path("api/v1/analysis/", include("maps.urls")),
+    path("planner/", PlannerView.as_view(), name="planner"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", health, name="health"),

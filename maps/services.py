@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from pyproj import Transformer
 
 from boundaries.models import Layer, LayerKind, LayerVersion
 from geo311.models import Status
@@ -608,8 +609,16 @@ def run_density(run: AnalysisRun, progress: Progress) -> dict:
         cell_m=cell,
         bandwidth_m=bandwidth,
     )
+    rows, cols = surface.shape
+    to_wgs = Transformer.from_crs(params["srid"], 4326, always_xy=True)
+    lons, lats = to_wgs.transform(
+        [surface.x0, surface.x0 + cols * cell, surface.x0, surface.x0 + cols * cell],
+        [surface.y0, surface.y0, surface.y0 + rows * cell, surface.y0 + rows * cell],
+    )
     return {
         "srid": params["srid"],
+        # [[south, west], [north, east]] of the grid, for a map overlay
+        "bounds": [[min(lats), min(lons)], [max(lats), max(lons)]],
         "x0": surface.x0,
         "y0": surface.y0,
         "cell_m": cell,
@@ -699,3 +708,62 @@ def request_facts_refresh(*, rebuild: bool = False) -> dict[str, int]:
     mark.layers = layers
     mark.save(update_fields=["at", "time_zone", "layers"])
     return {"written": written, "pruned": pruned, "rebuilt": int(rebuild)}
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReportRuns:
+    hotspots: AnalysisRun
+    emerging: AnalysisRun | None
+    clusters: AnalysisRun | None
+    density: AnalysisRun | None
+
+    def pending(self) -> list[AnalysisRun]:
+        """Runs still queued or running."""
+        runs = [self.hotspots, self.emerging, self.clusters, self.density]
+        return [
+            r for r in runs if r is not None and r.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+        ]
+
+    @staticmethod
+    def done(run: AnalysisRun | None) -> AnalysisRun | None:
+        """The run if it is done; a failed one (e.g. too few months for a trend) is left out
+        of the report."""
+        return run if run is not None and run.status == RunStatus.DONE else None
+
+
+def report_runs(
+    *,
+    request_filter: RequestFilter,
+    hotspot_params: dict | None = None,
+    emerging_params: dict | None = None,
+    cluster_params: dict | None = None,
+    density_params: dict | None = None,
+    emerging: bool = True,
+    user: Any = None,
+    execute: bool = False,
+) -> ReportRuns:
+    """The runs a planner report shows for a filter, asked for (stored ones reused); with
+    ``execute`` the ones not done are computed here and now instead of by the worker (the
+    ``hotspots`` command), else they are queued."""
+
+    def ask(kind: str, params: dict | None) -> AnalysisRun:
+        run = analysis_request(
+            kind=kind, request_filter=request_filter, params=params or {}, user=user,
+            defer=not execute,
+        )  # fmt: skip
+        if execute and run.status != RunStatus.DONE:
+            try:
+                run = analysis_execute(run_id=run.pk)
+            except (analysis.AnalysisError, ValidationError):
+                run.refresh_from_db()  # failed: stored on the run, left out of the report
+        return run
+
+    return ReportRuns(
+        hotspots=ask(AnalysisKind.HOTSPOTS, hotspot_params),
+        emerging=ask(AnalysisKind.EMERGING, emerging_params) if emerging else None,
+        clusters=ask(AnalysisKind.CLUSTERS, cluster_params),
+        density=ask(AnalysisKind.DENSITY, density_params),
+    )
