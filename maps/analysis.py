@@ -278,7 +278,9 @@ def pattern_of(bins: Sequence[int], *, trend: int, persistence: float = 0.9) -> 
     - oscillating: hot in the last slice, cold in some earlier one, hot in less than 90%;
     - historical: not hot in the last slice but hot in at least 90% of them.
 
-    The last slice decides the side: a cell cold now is read as a cold spot whatever its past.
+    The last slice decides the side: a cell cold now is read as a cold spot whatever its past;
+    a cell that was ever a cold spot before is oscillating, even in its first hot slice (the
+    swing is what a planner needs to see).
     """
     levels = np.asarray(bins)
     slices = len(levels)
@@ -295,13 +297,13 @@ def pattern_of(bins: Sequence[int], *, trend: int, persistence: float = 0.9) -> 
     if mine.sum() / slices >= persistence:
         name = {1: "intensifying", 0: "persistent", -1: "diminishing"}[trend * sign]
         return f"{name}_{side}"
+    if other[:-1].any():
+        return f"oscillating_{side}"
     if mine.sum() == 1:
         return f"new_{side}"
     run = _final_run(mine)
     if run >= 2 and not mine[: slices - run].any():
         return f"consecutive_{side}"
-    if other[:-1].any():
-        return f"oscillating_{side}"
     return f"sporadic_{side}"
 
 
