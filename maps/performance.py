@@ -285,7 +285,8 @@ def performance_report(
                   for k, v in detail_counts.items()}  # fmt: skip
         stats = _stats(facts, group_of[detail_codes], n, counts)
         levels[name] = labelled([names[p] for p in positions], keys.astype(np.int64), stats)
-    city = levels.pop("city")[0] if len(facts) else _empty_stats()
+    city_rows = levels.pop("city")
+    city = city_rows[0] if city_rows else _empty_stats()
     months = _month_span(request_filter, facts)
     return {
         "filter": request_filter.as_dict(),

@@ -1,4 +1,3 @@
-from django.db.transaction import non_atomic_requests
 from django.urls import path, register_converter
 
 from . import api
@@ -18,8 +17,8 @@ register_converter(ExportFormat, "export")
 
 app_name = "analysis"
 
-# Asking for a run writes it (and its job) in one transaction; reading results does not need
-# one. The performance report reads one snapshot of the request facts either way.
+# Each request is one transaction (ATOMIC_REQUESTS): asking for a run writes it and its job
+# together; a report reads one snapshot of the request facts.
 urlpatterns = [
     path("hotspots", api.HotspotsApi.as_view(), name="hotspots"),
     path("hotspots.geojson", api.HotspotsGeojsonApi.as_view(), name="hotspots-geojson"),
@@ -28,26 +27,26 @@ urlpatterns = [
     path("clusters", api.ClustersApi.as_view(), name="clusters"),
     path("clusters.geojson", api.ClustersGeojsonApi.as_view(), name="clusters-geojson"),
     path("density", api.DensityApi.as_view(), name="density"),
-    path("runs/", non_atomic_requests(api.RunListApi.as_view()), name="run-list"),
-    path("runs/<int:pk>/", non_atomic_requests(api.RunDetailApi.as_view()), name="run-detail"),
+    path("runs/", api.RunListApi.as_view(), name="run-list"),
+    path("runs/<int:pk>/", api.RunDetailApi.as_view(), name="run-detail"),
     path(
         "runs/<int:pk>/cells.<export:fmt>",
-        non_atomic_requests(api.RunCellsApi.as_view()),
+        api.RunCellsApi.as_view(),
         name="run-cells",
     ),
     path(
         "runs/<int:pk>/clusters.<export:fmt>",
-        non_atomic_requests(api.RunClustersApi.as_view()),
+        api.RunClustersApi.as_view(),
         name="run-clusters",
     ),
     path(
         "runs/<int:pk>/density.png",
-        non_atomic_requests(api.RunDensityPngApi.as_view()),
+        api.RunDensityPngApi.as_view(),
         name="run-density-png",
     ),
     path(
         "runs/<int:pk>/density.json",
-        non_atomic_requests(api.RunDensityGridApi.as_view()),
+        api.RunDensityGridApi.as_view(),
         name="run-density-grid",
     ),
     path("performance", api.PerformanceApi.as_view(), name="performance"),
