@@ -123,7 +123,7 @@ INSERT INTO geo311_servicerequest (
     reporter_device_id, reporter_account_id, routing, requested_at, updated_at, closed_at,
     source
 )
-SELECT 'syn-' || d.n, md5('syn' || d.n), cats.ids[d.k], cats.deps[d.k],
+SELECT %(prefix)s || d.n, md5(%(prefix)s || d.n), cats.ids[d.k], cats.deps[d.k],
        CASE WHEN closed THEN %(closed_status)s ELSE %(open_status)s END,
        ST_SetSRID(ST_MakePoint(d.lon, d.lat), 4326),
        a.address, a.address, '', '', (%(phrase_list)s::text[])[d.phrase], '{}', '', 'import', '',
@@ -201,11 +201,13 @@ def synthesise(
     repeat_share: float,
     days: int = HISTORY_DAYS,
     end: dt.datetime | None = None,
+    prefix: str = "syn-",
 ) -> int:
     """Insert up to ``target`` synthetic requests marked ``source`` at the NYC tax-lot
     locations (each lot once, ``repeat_share`` of them a second time a few metres off),
-    requested in the ``days`` before ``end`` (default now); returns the rows inserted. Other
-    benchmarks call it with their own source (e.g. every lot exactly once, in a past year)."""
+    requested in the ``days`` before ``end`` (default now), their public ids ``prefix`` and a
+    number; returns the rows inserted. Other benchmarks call it with their own source and
+    prefix (e.g. every lot exactly once, in a past year)."""
     from django.db import connection, transaction
 
     from geo311.models import Status
@@ -235,6 +237,7 @@ def synthesise(
                 "open_status": statuses["submitted"],
                 "source": source,
                 "target": target,
+                "prefix": prefix,
             },
         )
         return cursor.rowcount

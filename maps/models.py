@@ -1,11 +1,12 @@
 """Stored analyses: one row per analysis run (the job, its progress and its cached result) and
 the cells, clusters and denominators they produce or read.
 
-A run is keyed by what it was asked (kind, filter, parameters) and the state of the data it read
-(``maps.services.data_version``), so the same question asked again is answered from the store
-until a request is added or changed. Writes go through ``maps.services``; reads through
-``maps.selectors``. Geometries are WGS84 (EPSG:4326); cells are built in metres in a projected
-CRS (the run's ``params["srid"]``) and stored transformed.
+A run is keyed by what it was asked (kind, filter, parameters) and remembers the state of the
+data it read (``maps.sql.data_version``): the same question asked again is answered from the
+store until a request is added or changed, or for GEO311_ANALYSIS_MAX_AGE seconds after.
+Writes go through ``maps.services``; reads through ``maps.selectors``. Geometries are WGS84
+(EPSG:4326); cells are built in metres in a projected CRS (the run's ``params["srid"]``) and
+stored transformed.
 """
 
 from django.conf import settings
@@ -30,9 +31,7 @@ class RunStatus(models.TextChoices):
 
 class AnalysisRun(models.Model):
     kind = models.CharField(max_length=16, choices=AnalysisKind.choices)
-    key = models.CharField(
-        max_length=64, help_text="SHA-256 of kind, filter, parameters and data version"
-    )
+    key = models.CharField(max_length=64, help_text="SHA-256 of kind, filter and parameters")
     filter = models.JSONField(default=dict, help_text="the request filter, as asked")
     params = models.JSONField(default=dict, help_text="the analysis parameters, resolved")
     data_version = models.CharField(max_length=100, blank=True)

@@ -29,6 +29,7 @@ grouping from the same arrays.
 import datetime as dt
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import Any
 
@@ -138,8 +139,11 @@ def _stats(facts: _Facts, codes: np.ndarray, n: int, counts: dict[str, np.ndarra
     medians and 90th percentiles of the times, from the rows."""
     requests, acknowledged = counts["requests"], counts["acknowledged"]
     met, missed, with_sla = counts["sla_met"], counts["sla_missed"], counts["with_sla"]
-    ack = grouped_percentiles(facts.ack_order, codes, n, QUANTILES)
-    close = grouped_percentiles(facts.close_order, codes, n, QUANTILES)
+    # numpy sorts and gathers without the GIL: the two times are done side by side.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ack_future = pool.submit(grouped_percentiles, facts.ack_order, codes, n, QUANTILES)
+        close = grouped_percentiles(facts.close_order, codes, n, QUANTILES)
+        ack = ack_future.result()
     decided = met + missed
     with np.errstate(invalid="ignore", divide="ignore"):
         compliance = np.where(decided > 0, 100.0 * met / decided, np.nan)
@@ -226,6 +230,10 @@ def performance_report(
     facts = (
         everything.subset(everything.requested_epoch >= start.timestamp()) if start else everything
     )
+    with ThreadPoolExecutor(max_workers=1) as pool:  # each time sorted once, side by side
+        sorting = pool.submit(lambda: facts.ack_order)
+        facts.close_order  # noqa: B018 - computed here meanwhile
+        sorting.result()
     departments = dict(Department.objects.values_list("pk", "slug"))
     categories = dict(ServiceCategory.objects.values_list("pk", "service_code"))
 

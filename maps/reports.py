@@ -399,10 +399,11 @@ def chart_classes(summary: dict, *, title: str) -> str:
     by_bin = {int(k): v for k, v in summary.get("by_bin", {}).items()}
     bins = [-3, -2, -1, 0, 1, 2, 3]
     fig, ax = _figure(10, 2.8)
-    ax.bar([BIN_LABELS[b] for b in bins], [by_bin.get(b, 0) for b in bins],
+    short = {b: BIN_LABELS[b].replace(" spot, ", " ").replace(" confidence", "") for b in bins}
+    ax.bar([short[b] for b in bins], [by_bin.get(b, 0) for b in bins],
            color=[BIN_COLOURS[b] for b in bins], edgecolor="#777")  # fmt: skip
     ax.set_ylabel("cells")
-    ax.tick_params(axis="x", labelsize=7)
+    ax.tick_params(axis="x", labelsize=8)
     ax.set_title(title)
     return _png(fig)
 

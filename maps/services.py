@@ -119,13 +119,25 @@ def analysis_params(*, kind: str, params: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def run_key(*, kind: str, request_filter: RequestFilter, params: dict, data_version: str) -> str:
+def run_key(*, kind: str, request_filter: RequestFilter, params: dict) -> str:
+    """What a run answers: the same kind, filter and resolved parameters are one question."""
     text = json.dumps(
-        {"kind": kind, "filter": request_filter.as_dict(), "params": params, "data": data_version},
+        {"kind": kind, "filter": request_filter.as_dict(), "params": params},
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _still_answers(run: AnalysisRun, *, version: str) -> bool:
+    """A stored run answers for the data it read, or while it is younger than
+    ``GEO311_ANALYSIS_MAX_AGE`` seconds (a busy city changes its data every few seconds; a
+    planner's question need not be recomputed for each new request). A queued or running run
+    is the answer in the making."""
+    if run.status in (RunStatus.QUEUED, RunStatus.RUNNING) or run.data_version == version:
+        return True
+    age = (timezone.now() - run.created_at).total_seconds()
+    return run.status == RunStatus.DONE and age < settings.GEO311_ANALYSIS_MAX_AGE
 
 
 @transaction.atomic
@@ -138,17 +150,18 @@ def analysis_request(
     refresh: bool = False,
     defer: bool = True,
 ) -> AnalysisRun:
-    """The run answering this question about the current data: the stored one when it exists
-    (queued, running or done), else a new run queued as a job in this transaction
-    (``defer=False``: left queued for the caller to execute inline). ``refresh`` drops a
-    stored answer and asks again."""
+    """The run answering this question: the stored one while it still answers (queued,
+    running, or done on the same data or recently: ``_still_answers``), else a new run queued
+    as a job in this transaction (``defer=False``: left queued for the caller to execute
+    inline). ``refresh`` drops a stored answer and asks again."""
     request_filter.params()  # unknown codes are the caller's to fix, before anything is queued
     resolved = analysis_params(kind=kind, params=params or {})
     version = sql.data_version()
-    key = run_key(kind=kind, request_filter=request_filter, params=resolved, data_version=version)
+    key = run_key(kind=kind, request_filter=request_filter, params=resolved)
     existing = selectors.run_find(key=key)
-    if existing and refresh and existing.status != RunStatus.RUNNING:
-        existing.delete()
+    stale = existing and (refresh or not _still_answers(existing, version=version))
+    if existing and stale and existing.status != RunStatus.RUNNING:
+        existing.delete()  # its cells and clusters with it
         existing = None
     if existing:
         return existing

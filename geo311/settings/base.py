@@ -147,6 +147,9 @@ GEO311_TOPOLOGY_TOLERANCE_M2 = env.float("GEO311_TOPOLOGY_TOLERANCE_M2", default
 # Hot spot analysis and reports measure in this projected CRS (EPSG code, unit metre); 0 picks
 # the UTM zone of the city outline's centre (maps.selectors.analysis_srid).
 GEO311_ANALYSIS_SRID = env.int("GEO311_ANALYSIS_SRID", default=0)
+# A stored analysis answers its question until the data changes, or while it is younger than
+# this many seconds even if new requests came in since (a busy city never stops changing).
+GEO311_ANALYSIS_MAX_AGE = env.int("GEO311_ANALYSIS_MAX_AGE", default=900)
 
 # Open311: the jurisdiction this server answers for (a different jurisdiction_id is a 404), and
 # what discovery tells client developers.

@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('kind', models.CharField(choices=[('hotspots', 'Hot spots (Getis-Ord Gi*)'), ('emerging', 'Emerging hot spots (Gi* per time slice + Mann-Kendall)'), ('clusters', 'Clusters (DBSCAN)'), ('density', 'Kernel density')], max_length=16)),
-                ('key', models.CharField(help_text='SHA-256 of kind, filter, parameters and data version', max_length=64)),
+                ('key', models.CharField(help_text='SHA-256 of kind, filter and parameters', max_length=64)),
                 ('filter', models.JSONField(default=dict, help_text='the request filter, as asked')),
                 ('params', models.JSONField(default=dict, help_text='the analysis parameters, resolved')),
                 ('data_version', models.CharField(blank=True, max_length=100)),

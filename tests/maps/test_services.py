@@ -78,7 +78,9 @@ def test_a_hotspot_run_stores_hexagons_with_their_gi_star(chicago_requests):
     assert summary["cold"] == sum(1 for c in cells if c.gi_bin < 0) > 0
 
 
-def test_the_same_question_is_answered_from_the_store_until_the_data_changes(chicago_requests):
+def test_the_same_question_is_answered_from_the_store_until_the_data_changes(
+    chicago_requests, settings
+):
     first = executed("hotspots", size_m=400.0)
     again = services.analysis_request(
         kind="hotspots", request_filter=SANITATION, params={"size_m": 400.0}
@@ -98,7 +100,8 @@ def test_the_same_question_is_answered_from_the_store_until_the_data_changes(chi
         )
         task, args = cursor.fetchone()
     assert (task, json.loads(args)) == ("maps.run_analysis", {"run_id": other.pk})
-    # A new request changes the data version: the stored answer no longer applies.
+    # A new request changes the data version: the stored answer still applies while it is
+    # younger than GEO311_ANALYSIS_MAX_AGE, and no longer after.
     ServiceRequest.objects.create(
         category=ServiceCategory.objects.get(service_code="SAN_CODE"),
         department=Department.objects.get(slug="streets-sanitation"),
@@ -107,10 +110,16 @@ def test_the_same_question_is_answered_from_the_store_until_the_data_changes(chi
         requested_at=timezone.now(),
         updated_at=timezone.now(),
     )
+    recent = services.analysis_request(
+        kind="hotspots", request_filter=SANITATION, params={"size_m": 400.0}
+    )
+    assert recent.pk == first.pk
+    settings.GEO311_ANALYSIS_MAX_AGE = 0
     after = services.analysis_request(
         kind="hotspots", request_filter=SANITATION, params={"size_m": 400.0}
     )
     assert after.pk != first.pk
+    assert not AnalysisRun.objects.filter(pk=first.pk).exists()  # replaced, cells and all
     assert after.data_version != first.data_version
     # refresh asks again for the same data.
     fresh = services.analysis_request(
