@@ -10,10 +10,13 @@ CRS (``%(srid)s``, metres) first.
 import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import psycopg
+import psycopg.conninfo
+import psycopg.sql
 from django.db import connection, transaction
 
 # --- the request filter (maps.filters.RequestFilter.params) ---------------------------------
@@ -689,33 +692,81 @@ def facts_dtype(layers: int) -> np.dtype:
     return np.dtype([*FACTS_FIXED, *((f"area_{n}", ">i4") for n in range(layers))])
 
 
-def facts_for_report(*, params: dict, layers: int) -> np.ndarray:
+def _unpack(row: tuple | None, dtype: np.dtype) -> np.ndarray:
+    count, packed = row or (0, b"")
+    block = np.frombuffer(packed or b"", dtype=dtype)
+    if len(block) != count:
+        raise ValueError(
+            f"{len(block)} fact records unpacked, {count} sent: the facts were built for other "
+            "layers; refresh them"
+        )
+    return block
+
+
+def _conninfo() -> str:
+    """libpq parameters of Django's database, for the report's extra connections."""
+    db = connection.settings_dict
+    libpq = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options")
+    extra = {k: v for k, v in (db.get("OPTIONS") or {}).items() if k in libpq}
+    return psycopg.conninfo.make_conninfo(
+        dbname=db["NAME"],
+        user=db["USER"] or None,
+        password=db["PASSWORD"] or None,
+        host=db["HOST"] or None,
+        port=str(db["PORT"]) if db["PORT"] else None,
+        **extra,
+    )
+
+
+def _fetch_block(conninfo: str, snapshot: str, params: dict, dtype: np.dtype) -> np.ndarray:
+    """One block of facts on a connection of its own, in the snapshot of the report's."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # A utility statement: the snapshot id goes in as a quoted literal, not a parameter.
+        conn.execute(
+            psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}").format(psycopg.sql.Literal(snapshot))
+        )
+        conn.execute("SET LOCAL jit = off")
+        row = conn.execute(FACTS_FOR_REPORT, params, binary=True).fetchone()
+        conn.execute("ROLLBACK")
+    return _unpack(row, dtype)
+
+
+def facts_for_report(*, params: dict, layers: int, parallel: int = 1) -> np.ndarray:
     """The packed records of FACTS_FOR_REPORT as one numpy structured array
     (``facts_dtype(layers)``). ``params`` are the filter's with ``start`` None and the
-    range's start as ``range_start``."""
+    range's start as ``range_start``. With ``parallel`` > 1 the id range is split among as
+    many extra connections reading the same snapshot (exported by this transaction), so the
+    server scans it on as many cores. Not inside an outer transaction: the other connections
+    would not see what it wrote (a refresh of the facts in the same request, a test's rows)."""
     dtype = facts_dtype(layers)
-    parts = []
+    parallel = 1 if connection.in_atomic_block else parallel
     with _analysis_cursor() as django_cursor:
         django_cursor.execute(FACTS_ID_RANGE)
         low, high = django_cursor.fetchone()
         if low is None:
             return np.zeros(0, dtype=dtype)
-        # A server-binding cursor on Django's connection (same transaction): bytea comes back
-        # as raw bytes only in binary results, which Django's client-side cursor cannot ask for.
-        with psycopg.Cursor(django_cursor.cursor.connection) as cursor:
-            for first in range(low, high + 1, FACTS_BLOCK):
-                cursor.execute(
-                    FACTS_FOR_REPORT,
-                    {**params, "first_id": first, "after_id": first + FACTS_BLOCK},
-                    binary=True,
+        span = high + 1 - low
+        size = min(FACTS_BLOCK, -(-span // max(parallel, 1)))
+        blocks = [
+            {**params, "first_id": first, "after_id": first + size}
+            for first in range(low, high + 1, size)
+        ]
+        if parallel > 1 and len(blocks) > 1:
+            django_cursor.execute("SELECT pg_export_snapshot()")
+            snapshot = django_cursor.fetchone()[0]
+            conninfo = _conninfo()
+            with ThreadPoolExecutor(max_workers=parallel) as pool:
+                parts = list(
+                    pool.map(lambda block: _fetch_block(conninfo, snapshot, block, dtype), blocks)
                 )
-                count, packed = cursor.fetchone() or (0, b"")
-                if count:
-                    block = np.frombuffer(packed, dtype=dtype)
-                    if len(block) != count:
-                        raise ValueError(
-                            f"{len(block)} fact records unpacked, {count} sent: the facts were "
-                            "built for other layers; refresh them"
-                        )
-                    parts.append(block)
+        else:
+            # A server-binding cursor on Django's connection (same transaction): bytea comes
+            # back as raw bytes only in binary results, which Django's client-side cursor
+            # cannot ask for.
+            with psycopg.Cursor(django_cursor.cursor.connection) as cursor:
+                parts = []
+                for block in blocks:
+                    cursor.execute(FACTS_FOR_REPORT, block, binary=True)
+                    parts.append(_unpack(cursor.fetchone(), dtype))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)

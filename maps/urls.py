@@ -1,3 +1,4 @@
+from django.db.transaction import non_atomic_requests
 from django.urls import path, register_converter
 
 from . import api
@@ -18,7 +19,9 @@ register_converter(ExportFormat, "export")
 app_name = "analysis"
 
 # Each request is one transaction (ATOMIC_REQUESTS): asking for a run writes it and its job
-# together; a report reads one snapshot of the request facts.
+# together. Performance reports are reads (a refresh of the facts commits on its own) outside
+# the request's transaction, so they can read the facts on several connections at once (one
+# snapshot: maps.sql.facts_for_report).
 urlpatterns = [
     path("hotspots", api.HotspotsApi.as_view(), name="hotspots"),
     path("hotspots.geojson", api.HotspotsGeojsonApi.as_view(), name="hotspots-geojson"),
@@ -49,9 +52,19 @@ urlpatterns = [
         api.RunDensityGridApi.as_view(),
         name="run-density-grid",
     ),
-    path("performance", api.PerformanceApi.as_view(), name="performance"),
-    path("performance.csv", api.PerformanceCsvApi.as_view(), name="performance-csv"),
-    path("performance/charts", api.PerformanceChartsApi.as_view(), name="performance-charts"),
-    path("equity.geojson", api.EquityGeojsonApi.as_view(), name="equity-geojson"),
+    path("performance", non_atomic_requests(api.PerformanceApi.as_view()), name="performance"),
+    path(
+        "performance.csv",
+        non_atomic_requests(api.PerformanceCsvApi.as_view()),
+        name="performance-csv",
+    ),
+    path(
+        "performance/charts",
+        non_atomic_requests(api.PerformanceChartsApi.as_view()),
+        name="performance-charts",
+    ),
+    path(
+        "equity.geojson", non_atomic_requests(api.EquityGeojsonApi.as_view()), name="equity-geojson"
+    ),
     path("report.html", api.ReportHtmlApi.as_view(), name="report"),
 ]

@@ -150,6 +150,9 @@ GEO311_ANALYSIS_SRID = env.int("GEO311_ANALYSIS_SRID", default=0)
 # A stored analysis answers its question until the data changes, or while it is younger than
 # this many seconds even if new requests came in since (a busy city never stops changing).
 GEO311_ANALYSIS_MAX_AGE = env.int("GEO311_ANALYSIS_MAX_AGE", default=900)
+# A performance report reads its requests on this many connections at once (one snapshot), so
+# the database scans them on as many cores; 1 reads on the request's own connection.
+GEO311_REPORT_CONNECTIONS = env.int("GEO311_REPORT_CONNECTIONS", default=2)
 
 # Open311: the jurisdiction this server answers for (a different jurisdiction_id is a 404), and
 # what discovery tells client developers.

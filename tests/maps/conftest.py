@@ -32,6 +32,8 @@ def chicago_requests(django_db_setup, django_db_blocker, tmp_path_factory) -> It
     """The Chicago demo city (layers and config) with an eighth of its 2011-2014 sanitation
     complaints imported, committed once for the tests of maps and removed after them. Yields
     how many were imported."""
+    from django.db import connection
+
     from geo311.config import city_config_load, read_config
     from importers.manifest import import_manifest
     from importers.requests import import_request_file, read_mapping
@@ -39,6 +41,13 @@ def chicago_requests(django_db_setup, django_db_blocker, tmp_path_factory) -> It
 
     path = sample_csv(tmp_path_factory.mktemp("chicago") / "sanitation_eighth.csv")
     with django_db_blocker.unblock():
+        # pytest-django sets up the test database only when a collected test is marked for
+        # one: never write (or clear!) these rows anywhere else.
+        if not connection.settings_dict["NAME"].startswith("test_"):
+            raise pytest.UsageError(
+                f"the maps tests commit rows and would write to {connection.settings_dict['NAME']}"
+                "; run them with a test marked django_db"
+            )
         import_manifest(DEMO / "layers.json")
         city_config_load(data=read_config(DEMO / "city.yaml"))
         report = import_request_file(path, mapping=read_mapping(MAPPING))

@@ -15,7 +15,7 @@ from sklearn.cluster import DBSCAN
 
 from boundaries.models import Boundary
 from geo311.models import Department, ServiceCategory, ServiceRequest, Status
-from maps import analysis, services, sql
+from maps import analysis, selectors, services, sql
 from maps.filters import RequestFilter
 from maps.models import AnalysisRun, HotspotCell, RunStatus
 
@@ -156,7 +156,8 @@ def test_rates_against_a_denominator(chicago_requests):
     # Residents, say: a point at the centre of every 250 m hexagon of the city, 100 people
     # each, 300 in the north half: a hot spot of counts there is not one of rates.
     srid = 32616
-    wi, wj = sql.hex_cells_within(version_ids=[1], srid=srid, size_m=250.0)
+    outline = selectors.jurisdiction_version_ids()
+    wi, wj = sql.hex_cells_within(version_ids=outline, srid=srid, size_m=250.0)
     xy = analysis.hex_centres(wi, wj, size_m=250.0)
     lon, lat = Transformer.from_crs(srid, 4326, always_xy=True).transform(xy[:, 0], xy[:, 1])
     people = np.where(lat > 41.88, 300.0, 100.0)

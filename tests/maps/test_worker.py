@@ -1,7 +1,9 @@
-"""A real procrastinate worker process computes a queued analysis, as ``make run``'s does.
+"""Outside a test transaction: a real procrastinate worker process computes a queued analysis
+(another process sees only committed rows), and the performance report reads its facts on
+several connections sharing one snapshot.
 
-Runs against the package's committed Chicago requests, outside any test transaction (the
-worker is another process: it only sees committed rows), and removes what it made."""
+A transactional test empties the database after it: this module comes last of the maps tests,
+whose package makes the Chicago requests once for all of them, and holds one test."""
 
 import os
 import subprocess
@@ -9,46 +11,64 @@ import sys
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 
-from maps import services
+from maps import performance, services, sql
 from maps.filters import RequestFilter
 from maps.models import AnalysisRun, RunStatus
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.filterwarnings("ignore:The weights matrix is not fully connected")
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.filterwarnings("ignore:The weights matrix is not fully connected"),
+]
 
 
-def test_a_worker_process_computes_a_queued_run(chicago_requests, django_db_blocker):
-    with django_db_blocker.unblock():
-        run = services.analysis_request(
-            kind="hotspots",
-            request_filter=RequestFilter(categories=("SAN_CODE",)),
-            params={"size_m": 700.0},
-        )
-        try:
-            assert run.status == RunStatus.QUEUED
-            db = connection.settings_dict
-            url = f"postgis://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-            worker = subprocess.run(
-                [sys.executable, "manage.py", "procrastinate", "worker", "--one-shot",
-                 "--queues", "analysis"],
-                cwd=REPO,
-                env={**os.environ, "DATABASE_URL": url},
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )  # fmt: skip
-            assert worker.returncode == 0, worker.stderr[-2000:]
-            run.refresh_from_db()
-            assert (run.status, run.progress) == (RunStatus.DONE, 100)
-            assert run.started_at is not None
-            assert run.finished_at is not None
-            assert run.cells.count() == run.result["cells"] > 50
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT status FROM procrastinate_jobs WHERE id = %s", [run.job_id])
-                assert cursor.fetchone() == ("succeeded",)
-        finally:
-            AnalysisRun.objects.filter(pk=run.pk).delete()
-            with connection.cursor() as cursor:
-                cursor.execute("DELETE FROM procrastinate_jobs")
+def test_a_worker_computes_a_queued_run_and_reports_read_on_several_connections(
+    chicago_requests, monkeypatch
+):
+    run = services.analysis_request(
+        kind="hotspots",
+        request_filter=RequestFilter(categories=("SAN_CODE",)),
+        params={"size_m": 700.0},
+    )
+    assert run.status == RunStatus.QUEUED
+    db = connection.settings_dict
+    url = f"postgis://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    worker = subprocess.run(
+        [sys.executable, "manage.py", "procrastinate", "worker", "--one-shot",
+         "--queues", "analysis"],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    run.refresh_from_db()
+    assert (run.status, run.progress) == (RunStatus.DONE, 100)
+    assert run.started_at is not None
+    assert run.finished_at is not None
+    assert run.cells.count() == run.result["cells"] > 50
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM procrastinate_jobs WHERE id = %s", [run.job_id])
+        assert cursor.fetchone() == ("succeeded",)
+    AnalysisRun.objects.filter(pk=run.pk).delete()
+
+    # The same report read on one connection and on three (one snapshot, split by ids).
+    services.request_facts_refresh()
+    blocks = []
+    fetch = sql._fetch_block
+    monkeypatch.setattr(sql, "_fetch_block", lambda *a: blocks.append(1) or fetch(*a))
+    reports = []
+    for connections in (1, 3):
+        with override_settings(GEO311_REPORT_CONNECTIONS=connections):
+            report = performance.performance_report(
+                request_filter=RequestFilter(categories=("SAN_CODE",)), layer="wards"
+            )
+        report.pop("generated_at")
+        reports.append(report)
+    assert len(blocks) == 3
+    assert reports[0]["city"]["requests"] == chicago_requests
+    assert reports[0] == reports[1]
