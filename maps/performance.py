@@ -167,13 +167,6 @@ def _stats(facts: _Facts, codes: np.ndarray, n: int, counts: dict[str, np.ndarra
     )
 
 
-def _empty_stats() -> dict:
-    facts = object.__new__(_Facts)
-    facts.ack_order = facts.close_order = ValueOrder.of(np.zeros(0))
-    zero = {k: np.zeros(1, dtype=np.int64) for k in ("requests", *_COUNTED)}
-    return _stats(facts, np.zeros(0, dtype=np.int64), 1, zero)[0]
-
-
 def _codes(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dense group codes of the rows by ``columns`` (non-negative integers) and each group's
     key values: one mixed-radix integer key per row, then counted (one column) or sorted."""
@@ -294,8 +287,7 @@ def performance_report(
                   for k, v in detail_counts.items()}  # fmt: skip
         stats = _stats(facts, group_of[detail_codes], n, counts)
         levels[name] = labelled([names[p] for p in positions], keys.astype(np.int64), stats)
-    city_rows = levels.pop("city")
-    city = city_rows[0] if city_rows else _empty_stats()
+    city = levels.pop("city")[0]  # one group, even of no request
     months = _month_span(request_filter, facts)
     return {
         "filter": request_filter.as_dict(),
