@@ -69,6 +69,23 @@ def hex_centres(i: np.ndarray, j: np.ndarray, *, size_m: float) -> np.ndarray:
     return np.column_stack([x, y])
 
 
+def hex_index(x: np.ndarray, y: np.ndarray, *, size_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """The (i, j) of the ``hex_centres`` cell holding each point (metres): axial coordinates
+    rounded in cube coordinates, then PostGIS's column offset. The arithmetic of
+    ``maps.sql.HEX_INDEX``, number for number (``rint`` rounds as PostgreSQL's ``round`` of a
+    double does), so both give each point the same cell."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    q = x / (1.5 * size_m)
+    r = y / (np.sqrt(3.0) * size_m) - x / (3.0 * size_m)
+    rq, rr, rs = np.rint(q), np.rint(r), np.rint(-q - r)
+    dq, dr, ds = np.abs(rq - q), np.abs(rr - r), np.abs(rs + q + r)
+    q_wins = (dq > dr) & (dq > ds)
+    i = np.where(q_wins, -rr - rs, rq)
+    r_final = np.where(q_wins, rr, np.where(dr > ds, -rq - rs, rr))
+    return i.astype(np.int64), (r_final + np.floor(i / 2)).astype(np.int64)
+
+
 # --- weights ---------------------------------------------------------------------------------
 
 

@@ -216,7 +216,7 @@ def performance_report(
     rows = sql.facts_for_report(
         params={**filter_params, "start": None, "range_start": filter_params["start"]},
         layers=len(mark.layers),
-        parallel=settings.GEO311_REPORT_CONNECTIONS,
+        parallel=settings.GEO311_ANALYSIS_CONNECTIONS,
     )
     codes, area = _areas(rows, mark.layers.index(layer) if layer else None)
     everything = _Facts(rows, area=area, now=now)

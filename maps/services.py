@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from pyproj import Transformer
 
@@ -257,6 +257,24 @@ def _hex_frame(columns: list[np.ndarray], name: str) -> pd.DataFrame:
     return pd.DataFrame({"i": i.astype(int), "j": j.astype(int), name: values})
 
 
+def hex_request_counts(*, filter_params: dict, srid: int, size_m: float) -> list[np.ndarray]:
+    """(i, j, requests) of every hexagon holding a filtered request: binned by PostGIS, or,
+    outside a transaction with GEO311_ANALYSIS_CONNECTIONS > 1 (the worker, the command), the
+    points projected by PostGIS on several connections at once and binned here with the same
+    arithmetic (``analysis.hex_index``)."""
+    parallel = settings.GEO311_ANALYSIS_CONNECTIONS
+    if parallel > 1 and not connection.in_atomic_block:
+        xy = sql.projected_points(filter_params=filter_params, srid=srid, parallel=parallel)
+        i, j = analysis.hex_index(xy[:, 0], xy[:, 1], size_m=size_m)
+        if not len(i):
+            return [np.zeros(0), np.zeros(0), np.zeros(0)]
+        # One integer key per cell (j spans far less than 2**32), counted.
+        key = (i - i.min()) * (1 << 32) + (j - j.min())
+        cells, counts = np.unique(key, return_counts=True)
+        return [cells // (1 << 32) + i.min(), cells % (1 << 32) + j.min(), counts]
+    return sql.hex_counts(filter_params=filter_params, srid=srid, size_m=size_m)
+
+
 def hex_cells(
     *,
     filter_params: dict,
@@ -271,7 +289,7 @@ def hex_cells(
     every hexagon whose centre lies inside the city outline, with 0. With a denominator the
     cells are those where it is positive and ``value`` is requests per unit of it."""
     frame = _hex_frame(
-        sql.hex_counts(filter_params=filter_params, srid=srid, size_m=size_m), "count"
+        hex_request_counts(filter_params=filter_params, srid=srid, size_m=size_m), "count"
     )
     if within_versions:
         i, j = sql.hex_cells_within(version_ids=within_versions, srid=srid, size_m=size_m)
@@ -281,7 +299,7 @@ def hex_cells(
     excluded = 0
     if normalize == "all_requests":
         den = _hex_frame(
-            sql.hex_counts(filter_params=date_params or {}, srid=srid, size_m=size_m),
+            hex_request_counts(filter_params=date_params or {}, srid=srid, size_m=size_m),
             "denominator",
         )
     elif denominator_id is not None:

@@ -718,8 +718,10 @@ def _conninfo() -> str:
     )
 
 
-def _fetch_block(conninfo: str, snapshot: str, params: dict, dtype: np.dtype) -> np.ndarray:
-    """One block of facts on a connection of its own, in the snapshot of the report's."""
+def _fetch_block(
+    conninfo: str, snapshot: str, statement: str, params: dict, dtype: np.dtype
+) -> np.ndarray:
+    """One block of packed records on a connection of its own, in the snapshot given."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         # A utility statement: the snapshot id goes in as a quoted literal, not a parameter.
@@ -727,22 +729,23 @@ def _fetch_block(conninfo: str, snapshot: str, params: dict, dtype: np.dtype) ->
             psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}").format(psycopg.sql.Literal(snapshot))
         )
         conn.execute("SET LOCAL jit = off")
-        row = conn.execute(FACTS_FOR_REPORT, params, binary=True).fetchone()
+        row = conn.execute(statement, params, binary=True).fetchone()
         conn.execute("ROLLBACK")
     return _unpack(row, dtype)
 
 
-def facts_for_report(*, params: dict, layers: int, parallel: int = 1) -> np.ndarray:
-    """The packed records of FACTS_FOR_REPORT as one numpy structured array
-    (``facts_dtype(layers)``). ``params`` are the filter's with ``start`` None and the
-    range's start as ``range_start``. With ``parallel`` > 1 the id range is split among as
-    many extra connections reading the same snapshot (exported by this transaction), so the
-    server scans it on as many cores. Not inside an outer transaction: the other connections
-    would not see what it wrote (a refresh of the facts in the same request, a test's rows)."""
-    dtype = facts_dtype(layers)
+def _packed_blocks(
+    *, statement: str, id_range: str, params: dict, dtype: np.dtype, parallel: int
+) -> np.ndarray:
+    """``statement`` (a ``count(*), string_agg(<fixed-width record>)`` over ids from
+    %(first_id)s to before %(after_id)s) run over blocks of the ids ``id_range`` spans, as one
+    numpy structured array. With ``parallel`` > 1 the blocks are split among as many extra
+    connections reading the same snapshot (exported by this transaction), so the server works
+    on as many cores. Not inside an outer transaction: the other connections would not see
+    what it wrote (a refresh of the facts in the same request, a test's rows)."""
     parallel = 1 if connection.in_atomic_block else parallel
     with _analysis_cursor() as django_cursor:
-        django_cursor.execute(FACTS_ID_RANGE)
+        django_cursor.execute(id_range)
         low, high = django_cursor.fetchone()
         if low is None:
             return np.zeros(0, dtype=dtype)
@@ -758,7 +761,10 @@ def facts_for_report(*, params: dict, layers: int, parallel: int = 1) -> np.ndar
             conninfo = _conninfo()
             with ThreadPoolExecutor(max_workers=parallel) as pool:
                 parts = list(
-                    pool.map(lambda block: _fetch_block(conninfo, snapshot, block, dtype), blocks)
+                    pool.map(
+                        lambda block: _fetch_block(conninfo, snapshot, statement, block, dtype),
+                        blocks,
+                    )
                 )
         else:
             # A server-binding cursor on Django's connection (same transaction): bytea comes
@@ -767,6 +773,47 @@ def facts_for_report(*, params: dict, layers: int, parallel: int = 1) -> np.ndar
             with psycopg.Cursor(django_cursor.cursor.connection) as cursor:
                 parts = []
                 for block in blocks:
-                    cursor.execute(FACTS_FOR_REPORT, block, binary=True)
+                    cursor.execute(statement, block, binary=True)
                     parts.append(_unpack(cursor.fetchone(), dtype))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+def facts_for_report(*, params: dict, layers: int, parallel: int = 1) -> np.ndarray:
+    """The packed records of FACTS_FOR_REPORT as one numpy structured array
+    (``facts_dtype(layers)``). ``params`` are the filter's with ``start`` None and the
+    range's start as ``range_start``; ``parallel`` connections (see ``_packed_blocks``)."""
+    return _packed_blocks(
+        statement=FACTS_FOR_REPORT,
+        id_range=FACTS_ID_RANGE,
+        params=params,
+        dtype=facts_dtype(layers),
+        parallel=parallel,
+    )
+
+
+# The filtered requests' points in the projected CRS, as packed (x, y) pairs: for binning in
+# numpy when several connections can project them at once (see maps.services.hex_request_counts).
+REQUEST_ID_RANGE = "SELECT min(id), max(id) FROM geo311_servicerequest"
+PROJECTED_POINTS = (
+    """
+SELECT count(*), string_agg(float8send(ST_X(g)) || float8send(ST_Y(g)), ''::bytea)
+FROM (SELECT ST_Transform(r.location, %(srid)s) AS g
+      FROM geo311_servicerequest r
+      WHERE r.id >= %(first_id)s AND r.id < %(after_id)s AND """  # noqa: S608 - this module's constants
+    + REQUEST_FILTER
+    + """
+      OFFSET 0) t
+"""
+)
+
+
+def projected_points(*, filter_params: dict, srid: int, parallel: int) -> np.ndarray:
+    """(n, 2) metres in ``srid`` of the filtered requests, read on ``parallel`` connections."""
+    points = _packed_blocks(
+        statement=PROJECTED_POINTS,
+        id_range=REQUEST_ID_RANGE,
+        params={**filter_params, "srid": srid},
+        dtype=np.dtype([("x", ">f8"), ("y", ">f8")]),
+        parallel=parallel,
+    )
+    return np.column_stack([points["x"].astype(float), points["y"].astype(float)])

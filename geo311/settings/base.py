@@ -133,6 +133,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Open311 errors are lists too.
     "ENABLE_LIST_MECHANICS_ON_NON_2XX": True,
+    # Analysis runs have a kind and a status of their own, as boundary layers and versions do.
+    "ENUM_NAME_OVERRIDES": {
+        "AnalysisKindEnum": "maps.models.AnalysisKind",
+        "AnalysisRunStatusEnum": "maps.models.RunStatus",
+        "LayerKindEnum": "boundaries.models.LayerKind",
+    },
 }
 
 # --- geo311 ---------------------------------------------------------------------------------
@@ -150,9 +156,10 @@ GEO311_ANALYSIS_SRID = env.int("GEO311_ANALYSIS_SRID", default=0)
 # A stored analysis answers its question until the data changes, or while it is younger than
 # this many seconds even if new requests came in since (a busy city never stops changing).
 GEO311_ANALYSIS_MAX_AGE = env.int("GEO311_ANALYSIS_MAX_AGE", default=900)
-# A performance report reads its requests on this many connections at once (one snapshot), so
-# the database scans them on as many cores; 1 reads on the request's own connection.
-GEO311_REPORT_CONNECTIONS = env.int("GEO311_REPORT_CONNECTIONS", default=2)
+# Performance reports and analyses outside a transaction (the worker, the command) read their
+# requests on this many connections at once (one snapshot), so the database works on as many
+# cores; 1 reads on the caller's own connection.
+GEO311_ANALYSIS_CONNECTIONS = env.int("GEO311_ANALYSIS_CONNECTIONS", default=2)
 
 # Open311: the jurisdiction this server answers for (a different jurisdiction_id is a 404), and
 # what discovery tells client developers.

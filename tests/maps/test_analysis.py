@@ -269,6 +269,20 @@ def test_kernel_density_keeps_every_request():
     assert surface.values.max() == pytest.approx(30 / (2 * np.pi * 100.0**2) * 1e6, rel=0.02)
 
 
+def test_hex_index_finds_the_nearest_centre():
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(-5_000, 5_000, size=(20_000, 2))
+    i, j = analysis.hex_index(xy[:, 0], xy[:, 1], size_m=120.0)
+    mine = np.hypot(*(xy - analysis.hex_centres(i, j, size_m=120.0)).T)
+    assert mine.max() <= 120.0 + 1e-9  # inside the hexagon's circumcircle
+    for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1, 1)):
+        other = np.hypot(*(xy - analysis.hex_centres(i + di, j + dj, size_m=120.0)).T)
+        assert (mine <= other + 1e-9).all()
+    centres = analysis.hex_centres(np.array([0, 3, -7]), np.array([0, -2, 5]), size_m=80.0)
+    found_i, found_j = analysis.hex_index(*centres.T, size_m=80.0)
+    assert (found_i.tolist(), found_j.tolist()) == ([0, 3, -7], [0, -2, 5])
+
+
 def test_hex_centres_match_postgis(db):  # type: ignore[no-untyped-def]
     from django.db import connection
 

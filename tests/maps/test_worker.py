@@ -63,7 +63,7 @@ def test_a_worker_computes_a_queued_run_and_reports_read_on_several_connections(
     monkeypatch.setattr(sql, "_fetch_block", lambda *a: blocks.append(1) or fetch(*a))
     reports = []
     for connections in (1, 3):
-        with override_settings(GEO311_REPORT_CONNECTIONS=connections):
+        with override_settings(GEO311_ANALYSIS_CONNECTIONS=connections):
             report = performance.performance_report(
                 request_filter=RequestFilter(categories=("SAN_CODE",)), layer="wards"
             )
@@ -72,3 +72,15 @@ def test_a_worker_computes_a_queued_run_and_reports_read_on_several_connections(
     assert len(blocks) == 3
     assert reports[0]["city"]["requests"] == chicago_requests
     assert reports[0] == reports[1]
+
+    # Hexagons binned by PostGIS alone, and from points projected on several connections and
+    # binned in numpy: the same cells and counts.
+    params = RequestFilter(categories=("SAN_CODE",)).params()
+    in_sql = sql.hex_counts(filter_params=params, srid=32616, size_m=200.0)
+    with override_settings(GEO311_ANALYSIS_CONNECTIONS=2):
+        parallel = services.hex_request_counts(filter_params=params, srid=32616, size_m=200.0)
+    assert len(blocks) == 5
+    ours = sorted(zip(*(a.astype(int).tolist() for a in in_sql), strict=True))
+    theirs = sorted(zip(*(a.astype(int).tolist() for a in parallel), strict=True))
+    assert ours == theirs
+    assert sum(n for _, _, n in ours) == chicago_requests
