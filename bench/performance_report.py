@@ -228,7 +228,7 @@ def run() -> dict:
         "notes": [
             "value = wall time of maps.performance.performance_report over the synthetic "
             "requests' two years (1.2M), by council district: the request facts read once "
-            "(on GEO311_REPORT_CONNECTIONS connections), then every grouping (department × "
+            "(on GEO311_ANALYSIS_CONNECTIONS connections), then every grouping (department × "
             "category × area × month, each alone, the city), the monthly backlog, open work "
             "and equity with numpy; median of the runs. every_request_in_the_table: one run "
             "over the whole table (with hotspots_gi_nyc's lots when they are there)",
