@@ -121,6 +121,8 @@ def breakdown(path) -> dict:  # type: ignore[no-untyped-def]
     under EXPLAIN (ANALYZE, WAL): where the seconds go, and how much WAL the rows cost."""
     from django.db import connection, transaction
 
+    from boundaries import sql as boundaries_sql
+    from boundaries.selectors import points_places
     from geo311 import sql
     from geo311.models import RoutingRule
     from importers import requests as ir
@@ -149,11 +151,18 @@ def breakdown(path) -> dict:  # type: ignore[no-untyped-def]
         lsn = cursor.fetchone()[0]
     lap("rules_s")
     with transaction.atomic(), connection.cursor() as cursor:
-        sql.stage_requests(rows=clean.stage_rows)
+        found = points_places(lons=clean.lons, lats=clean.lats)
+        lap("route_points_s")
+        boundaries_sql.places_copy(places=found.places)
+        lap("places_copy_s")
+        sql.stage_requests(
+            rows=(
+                (*row, place)
+                for row, place in zip(clean.stage_rows, found.of_point.tolist(), strict=True)
+            )
+        )
         lap("stage_copy_s")
         cursor.execute("SET LOCAL jit = off")
-        cursor.execute(sql.ROUTE_POINTS)
-        lap("route_points_s")
         cursor.execute(sql.ROUTE_PLACES, {"rules": json.dumps(rules)})
         lap("route_places_s")
         cursor.execute(
@@ -165,8 +174,8 @@ def breakdown(path) -> dict:  # type: ignore[no-untyped-def]
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         lap("deferred_fk_checks_s")
         cursor.execute(
-            "SELECT count(*) FROM import_request_point UNION ALL "
-            "SELECT count(DISTINCT place_id) FROM import_request_place UNION ALL "
+            "SELECT count(DISTINCT (lon, lat)) FROM import_request_stage UNION ALL "
+            "SELECT count(*) FROM boundary_place UNION ALL "
             "SELECT count(*) FROM import_request_route"
         )
         points, places, routes = (r[0] for r in cursor.fetchall())

@@ -2,8 +2,10 @@
 
 ``import_request_file`` is what the ``import_requests`` command and the tests call. A *mapping*
 file (YAML or JSON, see ``importers/mappings/chicago_sanitation.yaml``) names the columns. Each
-row is checked in Python (ids, categories, statuses, dates, coordinates) with no query per row;
-the clean rows are copied to a staging table and routed and inserted by set-based SQL
+row is checked in Python (ids, categories, statuses, dates, coordinates) with no query per row,
+and its address gets the normal form duplicate detection compares; the points of the clean rows
+are placed in the active boundaries all at once (``boundaries.selectors.points_places``); the
+rows are copied to a staging table and routed and inserted by set-based SQL
 (``geo311.sql.import_staged_requests``): the same most-specific-rule routing as
 ``geo311.routing.route``, the same jurisdiction and required-layer checks, one transaction per
 file. Every row is accounted for: imported, already present (same id from the same file name,
@@ -29,10 +31,15 @@ from django.db import IntegrityError, connection, transaction
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
+from boundaries import sql as boundaries_sql
+from boundaries.selectors import points_places
 from geo311 import sql
-from geo311.models import RoutingRule, ServiceCategory, Status
+from geo311.addresses import normalize_address
+from geo311.models import RoutingRule, ServiceCategory, ServiceRequest, Status
 
 Progress = Callable[[str], None]
+
+ADDRESS_LENGTH = ServiceRequest._meta.get_field("address").max_length or 300
 
 
 class RequestImportError(Exception):
@@ -284,7 +291,11 @@ class RequestImportReport:
 
 @dataclass
 class _Clean:
-    stage_rows: list[tuple]  # what the staging table receives, one tuple per clean row
+    # What the staging table receives, one tuple per clean row, but its place; the row's point
+    # is (lons[i], lats[i]).
+    stage_rows: list[tuple]
+    lons: np.ndarray
+    lats: np.ndarray
     rejected: dict[int, str]  # row number → reason
     closed_at_created: int
 
@@ -307,14 +318,12 @@ class _Dates:
     def __init__(self, fmt: str, tz: zoneinfo.ZoneInfo):
         self.fmt = fmt
         self.tz = tz
-        self.seen: dict[str, str | None] = {}
+        self.seen: dict[str, dt.datetime | None] = {}
 
-    def __call__(self, text: str) -> str | None:
+    def __call__(self, text: str) -> dt.datetime | None:
         if text not in self.seen:
             try:
-                self.seen[text] = (
-                    dt.datetime.strptime(text, self.fmt).replace(tzinfo=self.tz).isoformat()
-                )
+                self.seen[text] = dt.datetime.strptime(text, self.fmt).replace(tzinfo=self.tz)
             except ValueError:
                 self.seen[text] = None
         return self.seen[text]
@@ -371,9 +380,13 @@ def _check_rows(
 
     rejected: dict[int, str] = {}
     answers_json: dict[tuple[str, ...], str] = {}  # few distinct answers: encode each once
-    point_ids: dict[tuple[float, float], int] = {}  # one id per distinct location
+    # The normal form duplicate detection compares (as request_create stores it), once per
+    # distinct address: an export repeats addresses, and normalising one costs ~10 µs.
+    address_keys: dict[str, str] = {"": ""}
     first_row: dict[str, int] = {}
     stage: list[tuple] = []
+    clean_lons: list[float] = []
+    clean_lats: list[float] = []
     closed_at_created = 0
     for i in range(len(rows)):
         row_no = i + 2
@@ -453,7 +466,12 @@ def _check_rows(
         if answers is None:
             answers = answers_json[key] = _answers(attributes, key)
         description = "; ".join(d[i] for d in descriptions if d[i])
-        point_id = point_ids.setdefault((lon, lat), len(point_ids) + 1)
+        address = addresses[i][:ADDRESS_LENGTH] if addresses else ""
+        address_key = address_keys.get(address)
+        if address_key is None:
+            address_key = address_keys[address] = normalize_address(address)[:ADDRESS_LENGTH]
+        clean_lons.append(lon)
+        clean_lats.append(lat)
         stage.append(
             (
                 row_no,
@@ -462,16 +480,22 @@ def _check_rows(
                 status_id,
                 requested_at,
                 closed_at,
-                point_id,
                 float(lon),
                 float(lat),
-                addresses[i] if addresses else "",
+                address,
+                address_key,
                 _zip(zips[i]) if zips else "",
                 description[:4000],
                 answers,
             )
         )
-    return _Clean(stage_rows=stage, rejected=rejected, closed_at_created=closed_at_created)
+    return _Clean(
+        stage_rows=stage,
+        lons=np.array(clean_lons, dtype=np.float64),
+        lats=np.array(clean_lats, dtype=np.float64),
+        rejected=rejected,
+        closed_at_created=closed_at_created,
+    )
 
 
 def _answers(attributes: list[tuple[AttributeMap, list[str]]], texts: tuple[str, ...]) -> str:
@@ -599,7 +623,17 @@ def import_request_file(
     rejected = dict(clean.rejected)
     try:
         with transaction.atomic():
-            sql.stage_requests(rows=clean.stage_rows)
+            # Inside the transaction: the boundaries the rows are routed through are the ones
+            # active when they are stored.
+            found = points_places(lons=clean.lons, lats=clean.lats)
+            boundaries_sql.places_copy(places=found.places)
+            lap("route points")
+            sql.stage_requests(
+                rows=(
+                    (*row, place)
+                    for row, place in zip(clean.stage_rows, found.of_point.tolist(), strict=True)
+                )
+            )
             lap("stage")
             say("routing and storing")
             outcome = sql.import_staged_requests(
