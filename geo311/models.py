@@ -248,20 +248,27 @@ def _next_public_id() -> Func:
 
 
 class ServiceRequest(models.Model):
+    # public_id and token are unique by constraints in Meta, not unique=True, which on
+    # PostgreSQL also builds a varchar_pattern_ops copy of each index for LIKE that nothing runs.
     public_id = models.CharField(
         max_length=64,
-        unique=True,
         db_default=_next_public_id(),
         editable=False,
         help_text="Open311 service_request_id",
     )
-    token = models.CharField(max_length=64, unique=True, default=secrets.token_urlsafe)
-    category = models.ForeignKey(ServiceCategory, on_delete=models.PROTECT, related_name="+")
+    token = models.CharField(max_length=64, default=secrets.token_urlsafe)
+    # Indexed by (category, requested_at) in Meta, which serves lookups by category alone too.
+    category = models.ForeignKey(
+        ServiceCategory, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     department = models.ForeignKey(
         Department, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
     )
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL)
-    status = models.ForeignKey(Status, on_delete=models.PROTECT, related_name="+")
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )  # a partial index in Meta
+    # Indexed by (status, requested_at) in Meta.
+    status = models.ForeignKey(Status, on_delete=models.PROTECT, related_name="+", db_index=False)
     location = models.PointField(srid=4326)
     address = models.CharField(max_length=300, blank=True)
     # The street line in its normal form (geo311.addresses.normalize_address): what duplicate
@@ -284,8 +291,13 @@ class ServiceRequest(models.Model):
     reporter_account_id = models.CharField(max_length=200, blank=True)
     # Why it went where it went: the rule and the areas matched, frozen at routing time.
     routing_rule = models.ForeignKey(
-        RoutingRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+        RoutingRule,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )  # a partial index in Meta
     routing = models.JSONField(default=dict, blank=True)
     requested_at = models.DateTimeField(db_index=True)
     updated_at = models.DateTimeField(db_index=True)
@@ -300,7 +312,8 @@ class ServiceRequest(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="possible_duplicates",
-    )
+        db_index=False,
+    )  # a partial index in Meta
     duplicate_score = models.FloatField(null=True, blank=True)
     duplicate_reasons = models.JSONField(
         default=list, blank=True, db_default=Value([], output_field=models.JSONField())
@@ -308,9 +321,29 @@ class ServiceRequest(models.Model):
 
     class Meta:
         ordering = ["-requested_at", "-pk"]
+        constraints = [
+            UniqueConstraint(fields=["public_id"], name="servicerequest_unique_public_id"),
+            UniqueConstraint(fields=["token"], name="servicerequest_unique_token"),
+        ]
         indexes = [
             models.Index(fields=["category", "requested_at"]),
             models.Index(fields=["status", "requested_at"]),
+            # Mostly empty links (most requests have no team, no duplicate, ...): only the rows
+            # that have one are indexed, for the lookups that follow them (SET NULL on delete,
+            # a team's queue, a request's possible duplicates).
+            models.Index(
+                fields=["team"], condition=Q(team__isnull=False), name="servicerequest_team"
+            ),
+            models.Index(
+                fields=["routing_rule"],
+                condition=Q(routing_rule__isnull=False),
+                name="servicerequest_routing_rule",
+            ),
+            models.Index(
+                fields=["possible_duplicate_of"],
+                condition=Q(possible_duplicate_of__isnull=False),
+                name="servicerequest_possible_dup",
+            ),
             # Duplicate candidates: ST_DWithin on the geography (metres) within a time window.
             # One GiST index on both (btree_gist) answers the two at once; on the geography
             # alone, the planner ANDs it with the (category, requested_at) btree and reads a
