@@ -57,8 +57,9 @@ def points_places(*, lons: np.ndarray, lats: np.ndarray) -> PointPlaces:
     in both neighbours), but for a whole file at once: the active pieces around the points are
     read once, an STRtree over them pairs each point with the pieces whose box holds it, and
     GEOS' prepared point-in-polygon test (``intersects_xy``) keeps the pieces that cover it.
-    Measured (bench bulk_route_nyc): set-based SQL over the same pieces spends ~1 µs of
-    PostgreSQL per candidate pair, this ~0.15 µs.
+    Measured on NYC's 855,552 tax lots and 7 layers (8.7 M candidate pairs; bench
+    bulk_route_nyc): the same join as one PostGIS statement took 11-14 s of backend CPU, this
+    3-4 s of one core. One query.
     """
     lons = np.asarray(lons, dtype=np.float64)
     lats = np.asarray(lats, dtype=np.float64)
