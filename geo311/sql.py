@@ -183,6 +183,10 @@ ANALYZE import_request_route;
 # present from this source, or rejected when another source holds the id), refused rows are
 # rejected with the reason, the rest are inserted with their first status event (the initial
 # status at creation) and, when their status is another, a second event (at closing, if closed).
+# Imported requests get tokens nobody holds (no client posted them): as unguessable as any (122
+# random bits), but led by the import's start time and the row number, so the unique index on
+# tokens grows at one end instead of splitting random pages (~13% less CPU for the INSERT,
+# measured on the Chicago file).
 IMPORT_STAGED = """
 WITH outcome AS (
     SELECT s.*, r.reason, r.rule_id, r.department_id, r.team_id, r.routing,
@@ -198,8 +202,10 @@ WITH outcome AS (
         reporter_phone, reporter_device_id, reporter_account_id, routing_rule_id, routing,
         requested_at, updated_at, expected_at, closed_at, source
     )
-    SELECT public_id, replace(gen_random_uuid()::text, '-', ''), category_id, department_id,
-           team_id, status_id, ST_SetSRID(ST_MakePoint(lon, lat), 4326),
+    SELECT public_id,
+           to_hex((extract(epoch FROM transaction_timestamp()) * 1000000)::bigint)
+               || lpad(to_hex(row_no), 8, '0') || replace(gen_random_uuid()::text, '-', ''),
+           category_id, department_id, team_id, status_id, ST_SetSRID(ST_MakePoint(lon, lat), 4326),
            left(address, 300), left(address_key, 300), '', left(zipcode, 20), description,
            attributes::jsonb, '', 'import', '', '', '', '', '', '', '', rule_id, routing,
            requested_at, coalesce(closed_at, requested_at), NULL, closed_at, %(source)s
