@@ -15,7 +15,6 @@ so a re-run adds nothing), or rejected with its row number (the header is row 1)
 import csv
 import datetime as dt
 import json
-import math
 import time
 import zoneinfo
 from collections import Counter
@@ -364,31 +363,66 @@ def _check_rows(
     ids = column(mapping.id_column)
     created = column(mapping.created_column)
     closed = column(mapping.closed_column) if mapping.closed_column else [""] * len(rows)
-    category_texts = column(mapping.category.column) if mapping.category else None
-    status_texts = column(mapping.status.column) if mapping.status else None
+    n = len(rows)
+    category_column = mapping.category.column if mapping.category else ""
+    status_column = mapping.status.column if mapping.status else ""
+    category_texts = column(category_column) if mapping.category else [""] * n
+    status_texts = column(status_column) if mapping.status else [""] * n
     if mapping.lat_column:
         lons, lats = _floats(column(mapping.lon_column)), _floats(column(mapping.lat_column))
     else:
         lons, lats = _to_wgs84(
             _floats(column(mapping.x_column)), _floats(column(mapping.y_column)), mapping.srid
         )
-    addresses = column(mapping.address_column) if mapping.address_column else None
-    zips = column(mapping.zip_column) if mapping.zip_column else None
-    descriptions = [column(c) for c in mapping.description_columns]
-    attributes = [(a, column(a.column)) for a in mapping.attributes]
-    initial = statuses[""][0]  # rows without a status column start, and stay, in it
+    # Columns first, each distinct value once (exports repeat their categories, statuses,
+    # dates, answers, ZIP codes and many addresses), then one light pass over the rows.
+    codes = (
+        _each_distinct(category_texts, mapping.category.get)
+        if mapping.category
+        else [mapping.service_code] * n
+    )
+    # Without a status column, rows start and stay in the initial status (statuses[""]).
+    status_codes = _each_distinct(status_texts, mapping.status.get) if mapping.status else [""] * n
+    created_at = _each_distinct(created, created_parse)
+    closed_at_of = _each_distinct(closed, closed_parse)
+    no_coordinates = (np.isnan(lons) | np.isnan(lats)).tolist()
+    bad_coordinates = (
+        np.isinf(lons) | np.isinf(lats) | (np.abs(lons) > 180) | (np.abs(lats) > 90)
+    ).tolist()
+    lon_list, lat_list = lons.tolist(), lats.tolist()
+    attribute_columns = [column(a.column) for a in mapping.attributes]
+    answers = (
+        _each_distinct(
+            list(zip(*attribute_columns, strict=True)),
+            lambda key: _answers(mapping.attributes, key),
+        )
+        if attribute_columns
+        else ["{}"] * n
+    )
+    description_columns = [column(c) for c in mapping.description_columns]
+    descriptions = (
+        ["; ".join(filter(None, parts))[:4000] for parts in zip(*description_columns, strict=True)]
+        if description_columns
+        else [""] * n
+    )
+    addresses = (
+        [a[:ADDRESS_LENGTH] for a in column(mapping.address_column)]
+        if mapping.address_column
+        else [""] * n
+    )
+    # The normal form duplicate detection compares, as request_create stores it (~10 µs an
+    # address: once per distinct one).
+    address_keys = _each_distinct(
+        addresses, lambda a: normalize_address(a)[:ADDRESS_LENGTH] if a else ""
+    )
+    zips = _each_distinct(column(mapping.zip_column), _zip) if mapping.zip_column else [""] * n
 
     rejected: dict[int, str] = {}
-    answers_json: dict[tuple[str, ...], str] = {}  # few distinct answers: encode each once
-    # The normal form duplicate detection compares (as request_create stores it), once per
-    # distinct address: an export repeats addresses, and normalising one costs ~10 µs.
-    address_keys: dict[str, str] = {"": ""}
     first_row: dict[str, int] = {}
     stage: list[tuple] = []
-    clean_lons: list[float] = []
-    clean_lats: list[float] = []
+    clean: list[int] = []
     closed_at_created = 0
-    for i in range(len(rows)):
+    for i in range(n):
         row_no = i + 2
         public_id = ids[i]
         if not public_id:
@@ -401,27 +435,19 @@ def _check_rows(
             continue
         first_row[public_id] = row_no
 
-        if category_texts is not None and mapping.category is not None:
-            code = mapping.category.get(category_texts[i])
-            if code is None:
-                rejected[row_no] = (
-                    f"unknown category: '{category_texts[i]}' in {mapping.category.column}"
-                )
-                continue
-        else:
-            code = mapping.service_code
+        code = codes[i]
+        if code is None:
+            rejected[row_no] = f"unknown category: '{category_texts[i]}' in {category_column}"
+            continue
         category_id = categories[code]
 
-        if status_texts is not None and mapping.status is not None:
-            status_code = mapping.status.get(status_texts[i])
-            if status_code is None:
-                rejected[row_no] = f"unknown status: '{status_texts[i]}' in {mapping.status.column}"
-                continue
-            status_id, is_closed = statuses[status_code]
-        else:
-            status_id, is_closed = initial, False
+        status_code = status_codes[i]
+        if status_code is None:
+            rejected[row_no] = f"unknown status: '{status_texts[i]}' in {status_column}"
+            continue
+        status_id, is_closed = statuses[status_code]
 
-        requested_at = created_parse(created[i]) if created[i] else None
+        requested_at = created_at[i]
         if requested_at is None:
             rejected[row_no] = (
                 f"unparseable date: {mapping.created_column} '{created[i]}' "
@@ -433,7 +459,7 @@ def _check_rows(
         closed_at = None
         if is_closed:
             if closed[i]:
-                closed_at = closed_parse(closed[i])
+                closed_at = closed_at_of[i]
                 if closed_at is None:
                     rejected[row_no] = (
                         f"unparseable date: {mapping.closed_column} '{closed[i]}' "
@@ -453,25 +479,14 @@ def _check_rows(
                 rejected[row_no] = f"no date: closed status but {mapping.closed_column} is empty"
                 continue
 
-        lon, lat = lons[i], lats[i]
-        if math.isnan(lon) or math.isnan(lat):
+        if no_coordinates[i]:
             rejected[row_no] = "no coordinates"
             continue
-        if math.isinf(lon) or math.isinf(lat) or abs(lon) > 180 or abs(lat) > 90:
+        if bad_coordinates[i]:
             rejected[row_no] = "bad coordinates: not a longitude/latitude (wrong srid?)"
             continue
 
-        key = tuple(texts[i] for _spec, texts in attributes)
-        answers = answers_json.get(key)
-        if answers is None:
-            answers = answers_json[key] = _answers(attributes, key)
-        description = "; ".join(d[i] for d in descriptions if d[i])
-        address = addresses[i][:ADDRESS_LENGTH] if addresses else ""
-        address_key = address_keys.get(address)
-        if address_key is None:
-            address_key = address_keys[address] = normalize_address(address)[:ADDRESS_LENGTH]
-        clean_lons.append(lon)
-        clean_lats.append(lat)
+        clean.append(i)
         stage.append(
             (
                 row_no,
@@ -480,27 +495,33 @@ def _check_rows(
                 status_id,
                 requested_at,
                 closed_at,
-                float(lon),
-                float(lat),
-                address,
-                address_key,
-                _zip(zips[i]) if zips else "",
-                description[:4000],
-                answers,
+                lon_list[i],
+                lat_list[i],
+                addresses[i],
+                address_keys[i],
+                zips[i],
+                descriptions[i],
+                answers[i],
             )
         )
     return _Clean(
         stage_rows=stage,
-        lons=np.array(clean_lons, dtype=np.float64),
-        lats=np.array(clean_lats, dtype=np.float64),
+        lons=lons[clean],
+        lats=lats[clean],
         rejected=rejected,
         closed_at_created=closed_at_created,
     )
 
 
-def _answers(attributes: list[tuple[AttributeMap, list[str]]], texts: tuple[str, ...]) -> str:
+def _each_distinct(values: list[Any], f: Callable[[Any], Any]) -> list[Any]:
+    """``[f(v) for v in values]``, calling ``f`` once per distinct value."""
+    done = {v: f(v) for v in set(values)}
+    return [done[v] for v in values]
+
+
+def _answers(attributes: tuple[AttributeMap, ...], texts: tuple[str, ...]) -> str:
     answers: dict[str, str] = {}
-    for (spec, _column), text in zip(attributes, texts, strict=True):
+    for spec, text in zip(attributes, texts, strict=True):
         if not text:
             continue
         value = text if spec.values is None else spec.values.get(text, spec.default)
