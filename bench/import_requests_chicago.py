@@ -219,8 +219,6 @@ def breakdown(path) -> dict:  # type: ignore[no-untyped-def]
     under EXPLAIN (ANALYZE, WAL): where the seconds go, and how much WAL the rows cost."""
     from django.db import connection, transaction
 
-    from boundaries import sql as boundaries_sql
-    from boundaries.selectors import points_places
     from geo311 import sql
     from geo311.models import RoutingRule
     from importers import requests as ir
@@ -249,14 +247,12 @@ def breakdown(path) -> dict:  # type: ignore[no-untyped-def]
         lsn = cursor.fetchone()[0]
     lap("rules_s")
     with transaction.atomic(), connection.cursor() as cursor:
-        found = points_places(lons=clean.lons, lats=clean.lats)
+        place_of_row = ir._places_of_rows(clean.lons, clean.lats)
         lap("route_points_s")
-        boundaries_sql.places_copy(places=found.places)
-        lap("places_copy_s")
         sql.stage_requests(
             rows=(
                 (*row, place)
-                for row, place in zip(clean.stage_rows, found.of_point.tolist(), strict=True)
+                for row, place in zip(clean.stage_rows, place_of_row.tolist(), strict=True)
             )
         )
         lap("stage_copy_s")

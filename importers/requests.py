@@ -583,6 +583,20 @@ def _lookups(mapping: RequestMapping) -> tuple[dict[str, int], dict[str, tuple[i
     return categories, statuses, initial
 
 
+def _places_of_rows(lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
+    """The place of each row's point (copied to ``boundary_place``), each distinct point
+    placed once: exports repeat locations (74,377 Chicago rows have 48,462 points)."""
+    order = np.lexsort((lats, lons))
+    x, y = lons[order], lats[order]
+    first = np.ones(len(x), dtype=bool)
+    first[1:] = (x[1:] != x[:-1]) | (y[1:] != y[:-1])
+    point_of_row = np.empty(len(lons), dtype=np.int64)
+    point_of_row[order] = np.cumsum(first) - 1
+    found = points_places(lons=x[first], lats=y[first])
+    boundaries_sql.places_copy(places=found.places)
+    return found.of_point[point_of_row]
+
+
 def _write_rejects(
     path: Path, header: list[str], rows: list[list[str]], rejected: Mapping[int, str]
 ) -> None:
@@ -646,13 +660,12 @@ def import_request_file(
         with transaction.atomic():
             # Inside the transaction: the boundaries the rows are routed through are the ones
             # active when they are stored.
-            found = points_places(lons=clean.lons, lats=clean.lats)
-            boundaries_sql.places_copy(places=found.places)
+            place_of_row = _places_of_rows(clean.lons, clean.lats)
             lap("route points")
             sql.stage_requests(
                 rows=(
                     (*row, place)
-                    for row, place in zip(clean.stage_rows, found.of_point.tolist(), strict=True)
+                    for row, place in zip(clean.stage_rows, place_of_row.tolist(), strict=True)
                 )
             )
             lap("stage")

@@ -243,3 +243,24 @@ def test_imported_requests_carry_the_normal_form_of_their_address(chicago_city, 
     for address, key in ServiceRequest.objects.values_list("address", "address_key"):
         assert key == (normalize_address(address) if address.strip() else "")
     assert sum(bool(k) for k in keys.values()) == 43
+
+
+def test_a_file_with_no_routable_row_imports_nothing_and_says_why(chicago_city, tmp_path):
+    header, rows = header_and_rows(3)
+    unplaced = [
+        crafted(header, row, Latitude="", Longitude="", X_Coordinate="", Y_Coordinate="")
+        for row in rows
+    ]
+    path = tmp_path / "no_points.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([header, *unplaced])
+
+    report = import_request_file(path, mapping=read_mapping(MAPPING))
+
+    assert (report.imported, report.present) == (0, 0)
+    assert [(r.row, r.reason) for r in report.rejected] == [
+        (2, "no coordinates"),
+        (3, "no coordinates"),
+        (4, "no coordinates"),
+    ]
+    assert not ServiceRequest.objects.exists()
