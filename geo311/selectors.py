@@ -19,7 +19,6 @@ from boundaries.models import Boundary, LayerKind
 from boundaries.selectors import active_layer_ids, boundaries_containing
 
 from .models import (
-    ApiKey,
     Department,
     RoutingRule,
     ServiceAttribute,
@@ -28,7 +27,7 @@ from .models import (
     StatusEvent,
     Team,
 )
-from .routing import RoutingError, route_among
+from .routing import Area, RoutingError, route_among
 
 # Metres per degree of latitude, rounded down, so the box built from it is never too small.
 _METRES_PER_DEGREE = 110_000.0
@@ -58,23 +57,6 @@ def categories_known(*, service_codes: list[str]) -> set[str]:
             "service_code", flat=True
         )
     )
-
-
-def category_for_request_get(*, service_code: str) -> ServiceCategory:
-    """A category with what filing a request needs: its questions and choices, its required
-    layers and its default department. Raises ServiceCategory.DoesNotExist."""
-    return (
-        ServiceCategory.objects.select_related("default_department")
-        .prefetch_related("attributes__values", "required_layers")
-        .get(service_code=service_code)
-    )
-
-
-def api_key_get(*, key: str) -> ApiKey | None:
-    """The active key ``key``, or None."""
-    if not key:
-        return None
-    return ApiKey.objects.filter(key=key, active=True).first()
 
 
 def _public_events() -> Prefetch:
@@ -224,11 +206,12 @@ def coverage_at(*, point: Point) -> Coverage:
         .prefetch_related("required_layers")
     )
     rules = list(RoutingRule.objects.select_related("department", "team", "layer", "category"))
+    areas = [Area.of(b) for b in matched]
     services = []
     for category in categories:
         try:
             routing = route_among(
-                category=category, matched=matched, outline_layer_ids=outlines, rules=rules
+                category=category, matched=areas, outline_layer_ids=outlines, rules=rules
             )
         except RoutingError as exc:
             services.append(ServiceCoverage(category, None, None, None, str(exc)))

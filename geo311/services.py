@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .addresses import normalize_address
+from .cache import CityConfig, city_config
 from .duplicates import duplicate_candidates, likely_duplicate, service_notice
 from .models import (
     Channel,
@@ -25,6 +26,7 @@ from .models import (
     StatusEvent,
 )
 from .routing import RoutingError, route
+from .sql_requests import request_insert
 
 MAX_DESCRIPTION = 4000
 
@@ -122,8 +124,8 @@ def _clean_answer(attribute: ServiceAttribute, values: list[str]) -> object:
     return value
 
 
-def initial_status() -> Status:
-    status = Status.objects.filter(is_initial=True).first()
+def initial_status(*, config: CityConfig | None = None) -> Status:
+    status = (config or city_config()).initial_status
     if status is None:
         raise ValidationError("no initial status is configured; load a city config")
     return status
@@ -143,24 +145,29 @@ def request_create(
     channel: str = Channel.API,
     reporter: Reporter | None = None,
     requested_at: dt.datetime | None = None,
+    config: CityConfig | None = None,
 ) -> ServiceRequest:
     """File a request at ``location`` (EPSG:4326): check it, route it, store it with its first
     status event. Raises ValidationError with field names for anything the reporter must fix.
+
+    The category's questions, the rules and the statuses are read from ``config``, the city
+    configuration the caller already checked for this request (default: ``city_config()``).
     """
+    config = config or city_config()
     if not category.active:
         raise ValidationError({"service_code": f"{category.service_code} is not taken any more"})
     if len(description) > MAX_DESCRIPTION:
         raise ValidationError(
             {"description": f"at most {MAX_DESCRIPTION} characters, got {len(description)}"}
         )
-    clean = attributes_clean(category=category, answers=answers or {})
+    clean = attributes_clean(category=config.definition(category), answers=answers or {})
     try:
-        routing = route(category=category, point=location)
+        routing = route(category=category, point=location, config=config)
     except RoutingError as exc:
         raise ValidationError({"location": str(exc)}) from exc
     now = timezone.now()
     reporter = reporter or Reporter()
-    status = initial_status()
+    status = initial_status(config=config)
     notice = ""
     if category.type == ServiceType.BATCH:
         notice = "Your report is queued; its id is given by the token."
@@ -220,8 +227,8 @@ def request_create(
             "possible_duplicate_of",
         ]
     )
-    request.save()
-    StatusEvent.objects.create(
+    event = StatusEvent(
         request=request, status=status, created_at=now, note="Received", actor="geo311"
     )
+    request_insert(request=request, event=event)
     return request

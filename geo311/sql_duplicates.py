@@ -15,10 +15,10 @@ The score is a logistic function of the features (weights are parameters, see
 
 import re
 from collections.abc import Iterable
-from typing import Any, cast
 
-import psycopg
 from django.db import connection
+
+from .prepared import fetch_all
 
 # A candidate "came before" the probe when it was requested earlier, or at the same instant with
 # a smaller public id: exports often carry dates without times, and the city's own numbering
@@ -173,34 +173,13 @@ WHERE r.source = ANY (%(sources)s)
 """
 
 
-class _PreparedCursor(psycopg.Cursor):
-    """Binds parameters on the server and prepares the statement on first use; psycopg keeps
-    it for the life of the connection (persistent: CONN_MAX_AGE)."""
-
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> "_PreparedCursor":
-        kwargs["prepare"] = True
-        return super().execute(query, params, **kwargs)
-
-
 def candidates_one(*, params: dict) -> list[tuple]:
     """Run ``CANDIDATES_ONE``; rows are (probe_id, *PROBE_COLUMNS, *COLUMNS).
 
-    This runs on every nearby lookup and every submit. Planned afresh (Django binds parameters
-    on the client), it spends about as long in the planner as in the executor; as a prepared
-    statement, once per connection. It still goes through Django's cursor wrapper, so it is
-    logged and counted like any other query.
+    This runs on every nearby lookup and every submit. Planned afresh, it spends about as long
+    in the planner as in the executor: it is a prepared statement (``geo311.prepared``).
     """
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    raw = cast(Any, _PreparedCursor(connection.connection))
-    cursor = (
-        connection.make_debug_cursor(raw)
-        if connection.queries_logged
-        else connection.make_cursor(raw)
-    )
-    with cursor:
-        cursor.execute(CANDIDATES_ONE, params)
-        return cursor.fetchall()
+    return fetch_all(CANDIDATES_ONE, params)
 
 
 def probes_from_requests(*, sources: Iterable[str]) -> int:

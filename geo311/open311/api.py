@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from geo311 import selectors
+from geo311.cache import city_config
 from geo311.models import ServiceCategory, ServiceRequest
 from geo311.services import request_create
 
@@ -212,14 +213,15 @@ class RequestCreateApi(Open311Api):
     @extend_schema(request={"application/x-www-form-urlencoded": s.RequestCreateInputSerializer})
     def post(self, request: Request, fmt: str) -> Response:
         data = present(request.data)
-        api_key_authenticate(key=str(data.get("api_key", "")))
+        config = city_config()
+        api_key_authenticate(key=str(data.get("api_key", "")), config=config)
         uploads = [key for key, value in data.items() if not isinstance(value, str)]
         if uploads:
             raise bad_request(uploads[0], "files are not taken here; send a media_url")
-        params = s.RequestCreateInputSerializer(data=data)
+        params = s.RequestCreateInputSerializer(data=data, context={"config": config})
         params.is_valid(raise_exception=True)
         try:
-            created = request_create(**params.validated_data)
+            created = request_create(**params.validated_data, config=config)
         except DjangoValidationError as exc:
             raise from_django(exc, names={"location": params.location_parameter}) from None
         return Response(s.RequestCreatedSerializer([created], many=True).data, status=201)

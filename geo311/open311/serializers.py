@@ -244,10 +244,11 @@ class RequestCreateInputSerializer(JurisdictionInputSerializer):
         return "lat/long"
 
     def validate_service_code(self, code: str) -> ServiceCategory:
-        try:
-            return selectors.category_for_request_get(service_code=code)
-        except ServiceCategory.DoesNotExist:
-            raise not_found("service_code", f"no service {code}") from None
+        """The category from the city configuration the view passes in ``context["config"]``."""
+        category = self.context["config"].categories.get(code)
+        if category is None:
+            raise not_found("service_code", f"no service {code}")
+        return category
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments of ``services.request_create``."""

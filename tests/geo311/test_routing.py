@@ -2,6 +2,7 @@ import pytest
 from django.contrib.gis.geos import Point
 
 from boundaries.models import Layer
+from geo311.cache import city_config
 from geo311.models import Department, RoutingRule, ServiceCategory
 from geo311.routing import RoutingError, route
 from tests.conftest import LOOP
@@ -104,7 +105,12 @@ def test_routing_record_names_rule_and_every_matched_area(chicago_city):
     }
 
 
-def test_routing_is_two_queries_plus_outline_check(chicago_city, django_assert_num_queries):
-    cat = ServiceCategory.objects.prefetch_related("required_layers").get(service_code="SAN_CODE")
-    with django_assert_num_queries(3):  # boundaries, jurisdiction layers, rules
+def test_routing_is_one_query_given_the_current_configuration(
+    chicago_city, django_assert_num_queries
+):
+    cat = category("SAN_CODE")
+    config = city_config()
+    with django_assert_num_queries(1):  # the areas at the point, with the jurisdiction layers
+        route(category=cat, point=LOOP_POINT, config=config)
+    with django_assert_num_queries(2):  # and the configuration's generation number
         route(category=cat, point=LOOP_POINT)

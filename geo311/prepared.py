@@ -1,0 +1,49 @@
+"""Prepared statements on Django's connection, for the few statements that run on every request.
+
+Django binds parameters on the client, so PostgreSQL parses and plans each statement afresh; for
+the statements of the request path that costs about as much as running them. These go through a
+server-side-binding psycopg cursor that prepares on first use; psycopg keeps the prepared
+statement for the life of the connection (persistent: CONN_MAX_AGE). They still pass through
+Django's cursor wrapper, so they are logged, counted and wrapped like any other query.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import psycopg
+from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+
+
+class _PreparedCursor(psycopg.Cursor):
+    """Binds parameters on the server and prepares the statement on first use."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> "_PreparedCursor":
+        kwargs["prepare"] = True
+        return super().execute(query, params, **kwargs)
+
+
+class _PreparedDebugCursor(CursorDebugWrapper):
+    """Logs the statement as written: psycopg keeps no client-side text of a prepared one, so
+    Django's debug cursor would log None."""
+
+    def execute(self, sql: Any, params: Any = None) -> Any:
+        with self.debug_sql(sql, params):
+            return CursorWrapper.execute(self, sql, params)
+
+
+def fetch_all(statement: str, params: Mapping[str, Any] | Sequence[Any]) -> list[tuple]:
+    """Run ``statement`` as a prepared statement; its rows."""
+    # What Django's own cursor() does first (CONN_HEALTH_CHECKS: at most once per request).
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = cast(Any, _PreparedCursor(connection.connection))
+    cursor = (
+        _PreparedDebugCursor(raw, connection)
+        if connection.queries_logged
+        else connection.make_cursor(raw)
+    )
+    with cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall()

@@ -1,0 +1,117 @@
+"""The statements of filing a request, as prepared statements (``geo311.prepared``): every Open311
+POST runs each of them once, and the ORM spent longer building them than PostgreSQL running them.
+
+- ``config_generation``: the number the city's configuration is at (migration 0004), which tells
+  a process whether its copy (``geo311.cache``) is current;
+- ``areas_at``: the boundaries of the active versions that cover a point, with the active
+  jurisdiction layers, in one statement;
+- ``request_insert``: the request and its first status event in one statement (one round trip).
+
+Points are WGS84 (EPSG:4326).
+"""
+
+from typing import Any
+
+from django.db import connection
+from django.db.models import Field, Model
+from django.db.models.expressions import DatabaseDefault
+
+from .models import ServiceRequest, StatusEvent
+from .prepared import fetch_all
+
+CONFIG_GENERATION = "SELECT generation FROM geo311_config_generation"
+
+# The jurisdiction layers come on every row (and on the one row there is when nothing covers the
+# point), so that "outside the area this service covers" needs no second query. The point is
+# built in SQL from two floats: the GiST index on the pieces' geometry finds the candidates.
+AREAS_AT = """
+SELECT o.outlines, m.layer_id, m.slug, m.code, m.name, m.number
+FROM (SELECT array(
+    SELECT v.layer_id FROM boundaries_layerversion v
+    JOIN boundaries_layer l ON l.id = v.layer_id
+    WHERE v.status = 'active' AND l.kind = 'jurisdiction') AS outlines) o
+LEFT JOIN LATERAL (
+    SELECT v.layer_id, l.slug, b.code, b.name, v.number
+    FROM boundaries_boundary b
+    JOIN boundaries_layerversion v ON v.id = b.version_id
+    JOIN boundaries_layer l ON l.id = v.layer_id
+    WHERE b.id IN (
+        SELECT p.boundary_id FROM boundaries_boundarypart p
+        JOIN boundaries_layerversion pv ON pv.id = p.version_id AND pv.status = 'active'
+        WHERE ST_Covers(p.geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)))
+) m ON true
+ORDER BY m.slug, m.code
+"""
+
+
+def config_generation() -> int:
+    rows = fetch_all(CONFIG_GENERATION, ())
+    return int(rows[0][0]) if rows else 0
+
+
+def areas_at(*, lon: float, lat: float) -> tuple[set[int], list[tuple[int, str, str, str, int]]]:
+    """(ids of the active jurisdiction layers, [(layer id, layer slug, code, name, version
+    number)] of every active boundary covering the point, by layer slug and code)."""
+    rows = fetch_all(AREAS_AT, {"lon": lon, "lat": lat})
+    outlines = set(rows[0][0]) if rows else set()
+    return outlines, [row[1:] for row in rows if row[1] is not None]
+
+
+# --- the request and its first event in one statement ------------------------------------------
+
+
+def _columns(model: type[Model], obj: Model, *, skip: tuple[str, ...]) -> list[Field]:
+    """The fields an INSERT of ``obj`` names: not the primary key, not ``skip``, and not those
+    left to their database default."""
+    return [
+        f
+        for f in model._meta.concrete_fields
+        if not f.primary_key
+        and f.attname not in skip
+        and not isinstance(getattr(obj, f.attname), DatabaseDefault)
+    ]
+
+
+def _values(fields: list[Field], obj: Model) -> list[Any]:
+    # What the ORM's INSERT sends: pre_save (auto_now and the like), then the database form.
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+
+
+_STATEMENTS: dict[tuple[str, ...], str] = {}
+
+
+def _insert_statement(request_fields: list[Field], event_fields: list[Field]) -> str:
+    key = tuple(f.attname for f in request_fields) + ("|",) + tuple(f.attname for f in event_fields)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        quote = connection.ops.quote_name
+        request_columns = ", ".join(quote(f.column) for f in request_fields)
+        event_columns = ", ".join(quote(f.column) for f in event_fields)
+        request_values = ", ".join(["%s"] * len(request_fields))
+        event_values = ", ".join(["%s"] * len(event_fields))
+        # Names from the models' metadata, quoted; every value is a parameter.
+        statement = (
+            f"WITH r AS (INSERT INTO {quote(ServiceRequest._meta.db_table)} "  # noqa: S608
+            f"({request_columns}) VALUES ({request_values}) RETURNING id, public_id), "
+            f"e AS (INSERT INTO {quote(StatusEvent._meta.db_table)} (request_id, {event_columns}) "
+            f"SELECT r.id, {event_values} FROM r RETURNING id) "
+            "SELECT r.id, r.public_id, e.id FROM r, e"
+        )
+        _STATEMENTS[key] = statement
+    return statement
+
+
+def request_insert(*, request: ServiceRequest, event: StatusEvent) -> None:
+    """INSERT ``request`` and its first ``event`` (whose request is ``request``) in one
+    statement, as ``Model.save()`` would write each; sets their ids and the request's
+    ``public_id`` (a database default). Call inside the transaction of the change."""
+    request_fields = _columns(ServiceRequest, request, skip=())
+    event_fields = _columns(StatusEvent, event, skip=("request_id",))
+    statement = _insert_statement(request_fields, event_fields)
+    params = _values(request_fields, request) + _values(event_fields, event)
+    ((request_id, public_id, event_id),) = fetch_all(statement, params)
+    request.pk, request.public_id = request_id, public_id
+    event.pk, event.request_id = event_id, request_id
+    for obj in (request, event):
+        obj._state.adding = False
+        obj._state.db = connection.alias
