@@ -77,6 +77,7 @@ class Open311Api(APIView):
     # XML element names: the document's root and, for lists, each item.
     xml_root = ""
     xml_item = ""
+    form: QueryDict
 
     def get_exception_handler(self) -> Any:
         return exception_handler
@@ -94,9 +95,11 @@ class Open311Api(APIView):
                 length = 0
             if length > MAX_POST_BYTES:
                 raise bad_request("", f"the request body is larger than {MAX_POST_BYTES} bytes")
+        # The form without its empty parameters, read once (POST only).
+        self.form = present(request.data) if request.method == "POST" else QueryDict()
         jurisdiction = request.query_params.get("jurisdiction_id", "").strip()
         if not jurisdiction and request.method == "POST":
-            jurisdiction = str(present(request.data).get("jurisdiction_id", "")).strip()
+            jurisdiction = str(self.form.get("jurisdiction_id", "")).strip()
         if jurisdiction and jurisdiction != settings.GEO311_JURISDICTION_ID:
             raise not_found(
                 "jurisdiction_id",
@@ -212,7 +215,7 @@ class RequestCreateApi(Open311Api):
     )
     @extend_schema(request={"application/x-www-form-urlencoded": s.RequestCreateInputSerializer})
     def post(self, request: Request, fmt: str) -> Response:
-        data = present(request.data)
+        data = self.form
         config = city_config()
         api_key_authenticate(key=str(data.get("api_key", "")), config=config)
         uploads = [key for key, value in data.items() if not isinstance(value, str)]

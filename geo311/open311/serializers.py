@@ -5,6 +5,7 @@ error names the Open311 parameter. Outputs list their fields one by one: reporte
 details are never among them.
 """
 
+import copy
 import datetime as dt
 import re
 from typing import Any
@@ -76,6 +77,19 @@ class CommaListField(serializers.CharField):
                     f"not one of {', '.join(self.choices)}: {', '.join(wrong)}"
                 )
         return items
+
+
+class ShallowFieldsMixin:
+    """For the serializers of POST /requests, built on every request: DRF gives each instance a
+    deep copy of every declared field (each rebuilt from its arguments, validators and all) so
+    that an instance may change its fields. These never change theirs, and a plain field keeps
+    no state but its binding to the instance, which DRF sets on the copy: a shallow copy serves.
+    """
+
+    _declared_fields: dict[str, serializers.Field]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -211,7 +225,7 @@ class CoverageInputSerializer(JurisdictionInputSerializer):
         return Point(self.validated_data["long"], self.validated_data["lat"], srid=4326)
 
 
-class RequestCreateInputSerializer(JurisdictionInputSerializer):
+class RequestCreateInputSerializer(ShallowFieldsMixin, JurisdictionInputSerializer):
     """POST /requests: one location (lat+long, address_string or address_id), answers as
     ``attribute[CODE]=v`` (multivaluelist: ``attribute[CODE][]=v1&attribute[CODE][]=v2``)."""
 
@@ -482,7 +496,7 @@ def _public_events(request: ServiceRequest) -> list[StatusEvent]:
     return events
 
 
-class RequestCreatedSerializer(serializers.Serializer):
+class RequestCreatedSerializer(ShallowFieldsMixin, serializers.Serializer):
     """What POST /requests answers: the id, or for batch services the token instead."""
 
     service_request_id = serializers.CharField(source="public_id", required=False)
