@@ -30,6 +30,28 @@ from .sql_requests import request_insert
 
 MAX_DESCRIPTION = 4000
 
+# What full_clean checks on a new request: the values its caller gave (lengths, e-mail address,
+# URL, channel, time). The rest is checked or built above: related rows loaded or chosen (full_clean
+# would query each), the point, the cleaned answers, the routing record, the times and the
+# duplicate link (the JSON fields alone cost more to check than the rest together). The unique
+# fields are the two ids the database and secrets make, so there is no uniqueness to check.
+_FROM_CALLER = {
+    "address",
+    "address_id",
+    "zipcode",
+    "description",
+    "media_url",
+    "channel",
+    "reporter_first_name",
+    "reporter_last_name",
+    "reporter_email",
+    "reporter_phone",
+    "reporter_device_id",
+    "reporter_account_id",
+    "requested_at",
+}
+_NOT_FROM_CALLER = [f.name for f in ServiceRequest._meta.fields if f.name not in _FROM_CALLER]
+
 
 @dataclass(frozen=True)
 class Reporter:
@@ -214,19 +236,7 @@ def request_create(
         duplicate_score=duplicate.score if duplicate else None,
         duplicate_reasons=duplicate.reasons if duplicate else [],
     )
-    # Related rows were loaded or chosen above; skip full_clean's per-FK existence queries.
-    request.full_clean(
-        exclude=[
-            "public_id",
-            "token",
-            "category",
-            "status",
-            "department",
-            "team",
-            "routing_rule",
-            "possible_duplicate_of",
-        ]
-    )
+    request.full_clean(exclude=_NOT_FROM_CALLER, validate_unique=False)
     event = StatusEvent(
         request=request, status=status, created_at=now, note="Received", actor="geo311"
     )
