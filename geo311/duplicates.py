@@ -20,7 +20,7 @@ defaults in settings.
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import TypeVar, cast
 
 from django.conf import settings
@@ -67,7 +67,7 @@ class Weights:
         return cls(**{name: float(values[name]) for name in names})
 
     def as_params(self) -> dict[str, float]:
-        return {f"w_{name}": value for name, value in asdict(self).items()}
+        return {f"w_{f.name}": getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 
@@ -33,17 +33,14 @@ class _PreparedDebugCursor(CursorDebugWrapper):
 
 
 def fetch_all(statement: str, params: Mapping[str, Any] | Sequence[Any]) -> list[tuple]:
-    """Run ``statement`` as a prepared statement; its rows."""
+    """Run ``statement`` as a prepared statement on the default database; its rows."""
+    db = connections[DEFAULT_DB_ALIAS]  # once: each use of the ``connection`` proxy looks it up
     # What Django's own cursor() does first (CONN_HEALTH_CHECKS: at most once per request).
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    raw = cast(Any, _PreparedCursor(connection.connection))
-    cursor = (
-        _PreparedDebugCursor(raw, connection)
-        if connection.queries_logged
-        else connection.make_cursor(raw)
-    )
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    raw = cast(Any, _PreparedCursor(db.connection))
+    cursor = _PreparedDebugCursor(raw, db) if db.queries_logged else db.make_cursor(raw)
     with cursor:
         cursor.execute(statement, params)
         return cursor.fetchall()

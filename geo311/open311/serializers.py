@@ -5,7 +5,6 @@ error names the Open311 parameter. Outputs list their fields one by one: reporte
 details are never among them.
 """
 
-import copy
 import datetime as dt
 import re
 from typing import Any
@@ -89,7 +88,13 @@ class ShallowFieldsMixin:
     _declared_fields: dict[str, serializers.Field]
 
     def get_fields(self) -> dict[str, serializers.Field]:
-        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+        fields = {}
+        for name, field in self._declared_fields.items():
+            # copy.copy, without its generic __reduce_ex__ round trip.
+            clone = object.__new__(type(field))
+            clone.__dict__.update(field.__dict__)
+            fields[name] = clone
+        return fields
 
 
 # --- inputs ------------------------------------------------------------------------------------
