@@ -8,7 +8,8 @@ triggers move that number on every write to those tables, inside the writing tra
 (migration 0004). ``city_config()`` reads the number (one single-row query) and reloads on any
 change, so an edit in the admin or a ``load_city_config`` is seen by the first request after its
 commit, and by the writing transaction itself. The number is read before the rows, so a copy is
-never older than the number it is filed under.
+never older than the number it is filed under. Filing a request reads the number in its routing
+query instead (``routing.route``), and starts again when its copy turns out to be old.
 
 The cached model instances are shared by every request of the process and its threads: read
 them, never change or save them.
@@ -44,18 +45,30 @@ class CityConfig:
         return self.rules.get(category.pk, self.all_rules)
 
 
+class ConfigurationChanged(Exception):
+    """The configuration a request was being decided with is no longer the current one."""
+
+
 _current: CityConfig | None = None
 
 
-def city_config() -> CityConfig:
-    """The current configuration: this process's copy, reloaded first when it is out of date.
-    One query when the copy is current."""
+def city_config(*, generation: int | None = None) -> CityConfig:
+    """The configuration at ``generation`` (by default the current one, read with one query):
+    this process's copy, reloaded first when it is at another generation."""
     global _current
-    generation = sql_requests.config_generation()
+    if generation is None:
+        generation = sql_requests.config_generation()
     config = _current
     if config is None or config.generation != generation:
         config = _current = _load(generation)
     return config
+
+
+def city_config_unchecked() -> CityConfig:
+    """This process's copy as it is, without a query (loaded when there is none yet). For
+    callers whose later query reads the generation too (``routing.route`` does) and who decide
+    again with ``city_config()`` when it was out of date."""
+    return _current or city_config()
 
 
 def _load(generation: int) -> CityConfig:

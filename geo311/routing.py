@@ -1,9 +1,9 @@
 """Which department serves a point for a category, and why.
 
-``route`` answers with one query (the areas covering the point and the active jurisdiction
-layers); the rules and the category's required layers come from the process's copy of the city
-configuration (``geo311.cache``). The answer carries the rule and the matched areas (layer,
-code, name, version) so they can be frozen on the request.
+``route`` answers with one query (the areas covering the point, the active jurisdiction layers
+and the configuration's generation); the rules and the category's required layers come from the
+process's copy of the city configuration (``geo311.cache``). The answer carries the rule and the
+matched areas (layer, code, name, version) so they can be frozen on the request.
 """
 
 from collections.abc import Iterable
@@ -15,7 +15,7 @@ from django.contrib.gis.geos import Point
 from boundaries.models import Boundary
 
 from . import sql_requests
-from .cache import CityConfig, city_config
+from .cache import CityConfig, ConfigurationChanged, city_config
 from .models import Department, RoutingRule, ServiceCategory, Team
 
 
@@ -63,17 +63,26 @@ class Routing:
 
 
 def route(*, category: ServiceCategory, point: Point, config: CityConfig | None = None) -> Routing:
-    """Route a WGS84 point for ``category``; raise RoutingError when it is not served. One
-    query, plus the configuration check when no current ``config`` is given."""
-    config = config or city_config()
+    """Route a WGS84 point for ``category``; raise RoutingError when it is not served. One query.
+
+    ``config`` is the configuration the caller decided the rest of the request with; when the
+    query finds the configuration has moved on since, ConfigurationChanged (decide again with
+    ``cache.city_config()``). Without it, the configuration at the query's generation is used.
+    """
     if point.srid not in (None, 4326):
         point = cast(Point, point.transform(4326, clone=True))
-    outlines, rows = sql_requests.areas_at(lon=point.x, lat=point.y)
+    found = sql_requests.areas_at(lon=point.x, lat=point.y)
+    if config is None:
+        config = city_config(generation=found.generation)
+    elif config.generation != found.generation:
+        raise ConfigurationChanged(
+            f"configuration {config.generation} is now at {found.generation}"
+        )
     definition = config.definition(category)
     return route_among(
         category=definition,
-        matched=[Area(*row) for row in rows],
-        outline_layer_ids=outlines,
+        matched=[Area(*row) for row in found.areas],
+        outline_layer_ids=found.outline_layer_ids,
         rules=config.rules_for(definition),
     )
 

@@ -4,12 +4,13 @@ POST runs each of them once, and the ORM spent longer building them than Postgre
 - ``config_generation``: the number the city's configuration is at (migration 0004), which tells
   a process whether its copy (``geo311.cache``) is current;
 - ``areas_at``: the boundaries of the active versions that cover a point, with the active
-  jurisdiction layers, in one statement;
+  jurisdiction layers and the configuration's generation, in one statement;
 - ``request_insert``: the request and its first status event in one statement (one round trip).
 
 Points are WGS84 (EPSG:4326).
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.gis.db.models import PointField
@@ -22,12 +23,13 @@ from .prepared import fetch_all
 
 CONFIG_GENERATION = "SELECT generation FROM geo311_config_generation"
 
-# The jurisdiction layers come on every row (and on the one row there is when nothing covers the
-# point), so that "outside the area this service covers" needs no second query. The point is
+# The jurisdiction layers and the configuration's generation come on every row (and on the one
+# row there is when nothing covers the point), so that neither "outside the area this service
+# covers" nor "is this process's configuration current?" needs a query of its own. The point is
 # built in SQL from two floats: the GiST index on the pieces' geometry finds the candidates.
 AREAS_AT = """
-SELECT o.outlines, m.layer_id, m.slug, m.code, m.name, m.number
-FROM (SELECT array(
+SELECT o.generation, o.outlines, m.layer_id, m.slug, m.code, m.name, m.number
+FROM (SELECT (SELECT generation FROM geo311_config_generation) AS generation, array(
     SELECT v.layer_id FROM boundaries_layerversion v
     JOIN boundaries_layer l ON l.id = v.layer_id
     WHERE v.status = 'active' AND l.kind = 'jurisdiction') AS outlines) o
@@ -50,12 +52,19 @@ def config_generation() -> int:
     return int(rows[0][0]) if rows else 0
 
 
-def areas_at(*, lon: float, lat: float) -> tuple[set[int], list[tuple[int, str, str, str, int]]]:
-    """(ids of the active jurisdiction layers, [(layer id, layer slug, code, name, version
-    number)] of every active boundary covering the point, by layer slug and code)."""
+@dataclass(frozen=True)
+class AreasAt:
+    generation: int  # of the configuration, as this statement saw it
+    outline_layer_ids: set[int]  # the active jurisdiction layers
+    areas: list[tuple[int, str, str, str, int]]  # (layer id, slug, code, name, version number)
+
+
+def areas_at(*, lon: float, lat: float) -> AreasAt:
+    """Every active boundary covering the point, by layer slug and code, with the active
+    jurisdiction layers and the configuration's generation number."""
     rows = fetch_all(AREAS_AT, {"lon": lon, "lat": lat})
-    outlines = set(rows[0][0]) if rows else set()
-    return outlines, [row[1:] for row in rows if row[1] is not None]
+    generation, outlines = rows[0][0] or 0, rows[0][1]
+    return AreasAt(int(generation), set(outlines), [row[2:] for row in rows if row[2] is not None])
 
 
 # --- the request and its first event in one statement ------------------------------------------

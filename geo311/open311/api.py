@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from geo311 import selectors
-from geo311.cache import city_config
+from geo311.cache import CityConfig, city_config, city_config_unchecked
 from geo311.models import ServiceCategory, ServiceRequest
 from geo311.services import request_create
 
@@ -215,8 +215,23 @@ class RequestCreateApi(Open311Api):
     )
     @extend_schema(request={"application/x-www-form-urlencoded": s.RequestCreateInputSerializer})
     def post(self, request: Request, fmt: str) -> Response:
+        # Decided with this process's copy of the configuration, which routing checks in its
+        # query: a copy found out of date there, or one that led to any error, is checked (one
+        # query) and, when it was out of date, the request is decided again from the start.
+        # Nothing is written before the check.
+        config = city_config_unchecked()
+        for _ in range(2):  # a third edit in the meantime would be a very busy admin
+            try:
+                return self.create(config)
+            except Exception:
+                current = city_config()
+                if current is config:
+                    raise
+                config = current
+        return self.create(config)
+
+    def create(self, config: CityConfig) -> Response:
         data = self.form
-        config = city_config()
         api_key_authenticate(key=str(data.get("api_key", "")), config=config)
         uploads = [key for key, value in data.items() if not isinstance(value, str)]
         if uploads:

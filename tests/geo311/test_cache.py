@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.test import Client
 
 from boundaries.models import Layer
-from geo311.cache import city_config
+from geo311.cache import city_config, city_config_unchecked
 from geo311.config import city_config_load, read_config
 from geo311.models import (
     ApiKey,
@@ -42,24 +42,37 @@ def filed(response: Any) -> ServiceRequest:
     )
 
 
-def test_a_current_copy_costs_one_query(chicago_city, django_assert_num_queries):
+def test_a_current_copy_costs_one_query_or_none(chicago_city, django_assert_num_queries):
     first = city_config()
     with django_assert_num_queries(1):
         assert city_config() is first
+    with django_assert_num_queries(0):
+        assert city_config(generation=first.generation) is first
+        assert city_config_unchecked() is first
 
 
-def test_a_warm_post_is_four_statements(
+def test_a_warm_post_is_three_statements(
     client: Client, chicago_city, api_key, django_assert_num_queries
 ):
     filed(post(client, sidewalk(api_key)))  # loads the copy and records the key's use
-    # The generation, the areas at the point, the duplicate candidates, and the request with its
-    # first event (one INSERT); in a test the transaction is a savepoint, released at the end.
-    with django_assert_num_queries(6) as queries:
+    # The areas at the point (with the configuration's generation), the duplicate candidates,
+    # and the request with its first event in one INSERT; in a test the transaction is a
+    # savepoint, released at the end.
+    with django_assert_num_queries(5) as queries:
         response = post(client, sidewalk(api_key))
     filed(response)
     statements = [q["sql"].split()[0] for q in queries.captured_queries]
-    assert statements == ["SELECT", "SAVEPOINT", "SELECT", "SELECT", "WITH", "RELEASE"]
-    assert "geo311_config_generation" in queries.captured_queries[0]["sql"]
+    assert statements == ["SAVEPOINT", "SELECT", "SELECT", "WITH", "RELEASE"]
+    assert "geo311_config_generation" in queries.captured_queries[1]["sql"]
+
+
+def test_an_error_costs_one_query_more(
+    client: Client, chicago_city, api_key, django_assert_num_queries
+):
+    filed(post(client, sidewalk(api_key)))
+    with django_assert_num_queries(1):  # is the copy that refused the key current?
+        response = post(client, {**sidewalk(api_key), "api_key": "wrong"})
+    assert response.status_code == 403
 
 
 def _deactivate_in_admin(admin_client: Client, api_key: ApiKey) -> None:
