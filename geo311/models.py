@@ -5,6 +5,7 @@ Writes go through ``geo311.services``; reads through ``geo311.selectors``. Geome
 """
 
 import secrets
+import time
 
 from django.contrib.gis.db import models
 from django.contrib.postgres.indexes import GistIndex
@@ -247,21 +248,34 @@ def _next_public_id() -> Func:
     return Cast(Func(Value("geo311_request_public_id"), function="nextval"), models.TextField())
 
 
+def _new_token() -> str:
+    """A batch request's token: 128 random bits, after the time in milliseconds, so that new
+    tokens sort last and their unique index grows at its right edge instead of touching a random
+    page of a large index for every request."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_urlsafe(16)}"
+
+
 class ServiceRequest(models.Model):
+    # The unique ids are constraints (see Meta), not unique=True: on PostgreSQL a unique
+    # CharField gets a second, varchar_pattern_ops index for LIKE 'prefix%', which no query
+    # here makes, and every request would write both.
     public_id = models.CharField(
         max_length=64,
-        unique=True,
         db_default=_next_public_id(),
         editable=False,
         help_text="Open311 service_request_id",
     )
-    token = models.CharField(max_length=64, unique=True, default=secrets.token_urlsafe)
-    category = models.ForeignKey(ServiceCategory, on_delete=models.PROTECT, related_name="+")
+    token = models.CharField(max_length=64, default=_new_token)
+    # No index of its own for category or status: the (category, requested_at) and
+    # (status, requested_at) indexes below serve every lookup by either.
+    category = models.ForeignKey(
+        ServiceCategory, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     department = models.ForeignKey(
         Department, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
     )
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL)
-    status = models.ForeignKey(Status, on_delete=models.PROTECT, related_name="+")
+    status = models.ForeignKey(Status, on_delete=models.PROTECT, related_name="+", db_index=False)
     location = models.PointField(srid=4326)
     address = models.CharField(max_length=300, blank=True)
     # The street line in its normal form (geo311.addresses.normalize_address): what duplicate
@@ -308,6 +322,10 @@ class ServiceRequest(models.Model):
 
     class Meta:
         ordering = ["-requested_at", "-pk"]
+        constraints = [
+            UniqueConstraint(fields=["public_id"], name="servicerequest_unique_public_id"),
+            UniqueConstraint(fields=["token"], name="servicerequest_unique_token"),
+        ]
         indexes = [
             models.Index(fields=["category", "requested_at"]),
             models.Index(fields=["status", "requested_at"]),
