@@ -14,7 +14,7 @@ from django.utils.dateparse import parse_datetime
 
 from .addresses import normalize_address
 from .cache import CityConfig, city_config
-from .duplicates import duplicate_candidates, likely_duplicate, service_notice
+from .duplicates import duplicate_candidates, likely_duplicate, policy_for, service_notice
 from .models import (
     Channel,
     Datatype,
@@ -203,6 +203,7 @@ def request_create(
             address=address,
             description=description,
             limit=1,
+            min_score=policy_for(category=category).likely_score,
         ),
     )
     if duplicate:
