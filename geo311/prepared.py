@@ -16,10 +16,13 @@ from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 
 class _PreparedCursor(psycopg.Cursor):
-    """Binds parameters on the server and prepares the statement on first use."""
+    """Binds parameters on the server and prepares the statement on first use, unless the
+    connection prepares nothing (``DATABASE_PREPARED=false``: behind a pooler that cannot keep
+    prepared statements)."""
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> "_PreparedCursor":
-        kwargs["prepare"] = True
+        if self.connection.prepare_threshold is not None:
+            kwargs["prepare"] = True
         return super().execute(query, params, **kwargs)
 
 
