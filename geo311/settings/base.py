@@ -4,6 +4,7 @@
 from pathlib import Path
 
 import environ
+import pghistory
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -37,12 +38,18 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.gis",
     "rest_framework",
+    "rest_framework.authtoken",
     "rest_framework_gis",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     # Jobs (notifications, heavy analyses) live in PostgreSQL: enqueued in the transaction of the
     # change that causes them. Before the apps whose tasks it discovers.
     "procrastinate.contrib.django",
+    # The audit trail: triggers (pgtrigger) write each change of a tracked row (pghistory).
+    "pgtrigger",
+    "pghistory",
+    "pghistory.admin",
+    "rules",
     "geo311",
     "boundaries",
     "importers",
@@ -56,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "geo311.middleware.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -77,6 +85,13 @@ TEMPLATES = [
             ],
         },
     },
+]
+
+# Object-level permissions by department (geo311/rules.py, with the rules package) beside
+# Django's model permissions of the role groups.
+AUTHENTICATION_BACKENDS = [
+    "rules.permissions.ObjectPermissionBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -199,3 +214,14 @@ LOGGING = {
     # procrastinate logs every task registration at INFO, on every manage.py call.
     "loggers": {"procrastinate": {"level": env.str("PROCRASTINATE_LOG_LEVEL", default="WARNING")}},
 }
+
+# The audit trail (django-pghistory): paths whose writes get no request context from the
+# middleware (anonymous public endpoints; the services record who acted). See
+# geo311/middleware.py.
+GEO311_HISTORY_SKIP_PATHS = ("/open311/", "/api/v1/requests/")
+PGHISTORY_MIDDLEWARE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# History rows are read by object (pgh_obj, indexed in geo311.models.audited) and by context;
+# the foreign keys inside a snapshot need no index of their own, and every index would cost
+# each tracked change (bulk updates included).
+PGHISTORY_FOREIGN_KEY_FIELD = pghistory.ForeignKey(db_index=False)
+PGHISTORY_CONTEXT_FIELD = pghistory.ContextForeignKey(db_index=True)
