@@ -298,6 +298,9 @@ def test_extensions_in_xml_nest_with_singular_item_names(client: Client, chicago
         "detailed_status",
         "notes",
         "answers",
+        "parent_service_request_id",
+        "duplicates",
+        "followers",
     ]
     assert item.findtext("service_request_id") == request.public_id
     assert len(extended.findall("areas/area")) == 5

@@ -16,8 +16,9 @@ OPEN311_PATHS = {
     "/open311/v2/services/{service_code}.{fmt}": ["get"],
     "/open311/v2/requests.{fmt}": ["get", "post"],
     "/open311/v2/requests/{service_request_id}.{fmt}": ["get"],
+    "/open311/v2/requests/{service_request_id}/nearby.{fmt}": ["get"],
     "/open311/v2/tokens/{token}.{fmt}": ["get"],
-    "/open311/v2/servicerequestupdates.{fmt}": ["get"],
+    "/open311/v2/servicerequestupdates.{fmt}": ["get", "post"],
     "/open311/v2/coverage.{fmt}": ["get"],
 }
 
