@@ -68,7 +68,9 @@ def staff_profile(user: Any) -> StaffProfile | None:
     """The user's staff profile, read once per user object."""
     cached = getattr(user, "_geo311_profile", _NO_PROFILE)
     if cached is _NO_PROFILE:
-        cached = StaffProfile.objects.filter(user_id=user.pk).first() if user.pk else None
+        cached = (
+            StaffProfile.objects.filter(user_id=user.pk).order_by().first() if user.pk else None
+        )
         user._geo311_profile = cached
     return cached  # type: ignore[return-value]
 

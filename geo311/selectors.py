@@ -317,10 +317,24 @@ def staff_queue(
     the open ones past their expected time, false the others.
     """
     now = timezone.now()
+    # The linked requests come joined (count() drops the joins; annotations would keep them).
+    linked = [
+        f"{link}__{name}"
+        for link in ("possible_duplicate_of", "duplicate_of")
+        for name in ("attributes", "routing", "duplicate_reasons", "description")
+    ]
     requests = (
         ServiceRequest.objects.filter(visible_requests(user))
-        .select_related("category", "status", "department", "team", "assignee")
-        .defer("attributes", "routing", "duplicate_reasons", "description")
+        .select_related(
+            "category",
+            "status",
+            "department",
+            "team",
+            "assignee",
+            "possible_duplicate_of",
+            "duplicate_of",
+        )
+        .defer("attributes", "routing", "duplicate_reasons", "description", *linked)
     )
     if statuses:
         requests = requests.filter(status__code__in=statuses)

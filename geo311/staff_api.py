@@ -11,7 +11,6 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import F
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
@@ -68,7 +67,8 @@ class StaffPermission(BasePermission):
 
 
 class StaffApi(APIView):
-    authentication_classes = [SessionAuthentication, TokenAuthentication]
+    # Token first: an anonymous caller is then told how to authenticate (401, not 403).
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [StaffPermission]
     renderer_classes = [JSONRenderer]
     permission = "geo311.use_staff_api"
@@ -205,10 +205,10 @@ class QueueApi(StaffApi):
         expected_datetime = W3CDateTimeField(source="expected_at", allow_null=True)
         overdue = serializers.SerializerMethodField()
         possible_duplicate_of = serializers.CharField(
-            source="possible_duplicate_public_id", allow_null=True
+            source="possible_duplicate_of.public_id", allow_null=True
         )
         parent_service_request_id = serializers.CharField(
-            source="parent_public_id", allow_null=True
+            source="duplicate_of.public_id", allow_null=True
         )
 
         def get_overdue(self, request: ServiceRequest) -> bool:
@@ -236,9 +236,6 @@ class QueueApi(StaffApi):
             max_age_days=data.get("max_age_days"),
             open_only=data["open"],
             overdue=data["overdue"],
-        ).annotate(
-            possible_duplicate_public_id=F("possible_duplicate_of__public_id"),
-            parent_public_id=F("duplicate_of__public_id"),
         )
         paginator = QueuePagination()
         page = paginator.paginate_queryset(queue, request, view=self)
@@ -373,7 +370,9 @@ class TransitionApi(StaffApi):
         params = self.InputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         try:
-            event = services.request_transition(request=found, actor=self.actor(), **params.data)
+            event = services.request_transition(
+                request=found, actor=self.actor(), **params.validated_data
+            )
         except DjangoValidationError as exc:
             raise _django_errors(exc) from None
         return _changed(event)
@@ -435,7 +434,9 @@ class NoteApi(StaffApi):
         params = self.InputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         try:
-            event = services.request_note_add(request=found, actor=self.actor(), **params.data)
+            event = services.request_note_add(
+                request=found, actor=self.actor(), **params.validated_data
+            )
         except DjangoValidationError as exc:
             raise _django_errors(exc) from None
         return _changed(event)
