@@ -147,6 +147,10 @@ class ServiceRequestAdmin(GISModelAdmin):
         "duplicate_score",
         "duplicate_reasons",
         "duplicate_of",
+        # Status changes are checked against the city's transitions and recorded as events:
+        # the staff API does them (geo311.services.request_transition), not this form.
+        "status",
+        "closed_at",
     ]
     # Staff confirm or clear the link; an id box, not a list of every request. Merges go
     # through the staff API (they move followers and close the duplicate): read-only here.

@@ -265,7 +265,7 @@ def with_duplicate_links(requests: QuerySet[ServiceRequest]) -> QuerySet[Service
         ServiceRequest.objects.filter(duplicate_of=OuterRef("pk"))
         .order_by()
         .values("duplicate_of")
-        .annotate(ids=ArrayAgg("public_id", ordering="public_id"))
+        .annotate(ids=ArrayAgg("public_id", order_by="public_id"))
         .values("ids")
     )
     followers = (
