@@ -240,13 +240,24 @@ def _single_updates(
     return median(walls), sum(cpus) / len(cpus)
 
 
+def _remove_rows(conn, triggers: list[str]) -> None:
+    """Delete the bench's rows without leaving their delete events in the history table."""
+    delete_trigger = next(t for t in triggers if t.startswith("pgtrigger_delete_delete_"))
+    with conn.transaction():
+        conn.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER {delete_trigger}")
+        conn.execute(f"DELETE FROM {TABLE} WHERE source = %s", (SOURCE,))
+        conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending events before ENABLE
+        conn.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER {delete_trigger}")
+        conn.execute(f"DELETE FROM {TABLE}history WHERE source = %s", (SOURCE,))
+
+
 def run() -> dict:
     common.setup()
     ids = _ids()
     with common.raw_connection() as conn:
-        conn.execute(f"DELETE FROM {TABLE} WHERE source = %s", (SOURCE,))
-        _stage(conn, ids)
         triggers = _audit_triggers(conn)
+        _remove_rows(conn, triggers)
+        _stage(conn, ids)
         columns = _history_columns(conn)
         log(f"audit triggers on {TABLE}: {', '.join(triggers)}")
         inserts: dict[str, list[tuple[float, float]]] = {"ours": [], "none": [], "with_insert": []}
@@ -286,7 +297,7 @@ def run() -> dict:
             "ON r.id = h.pgh_obj_id WHERE r.source = %s",
             (SOURCE,),
         ).fetchone()[0]
-        conn.execute(f"DELETE FROM {TABLE} WHERE source = %s", (SOURCE,))
+        _remove_rows(conn, triggers)
         conn.execute(f"DROP TABLE {STAGE}")
 
     def wall(samples: list[tuple[float, float]]) -> float:
