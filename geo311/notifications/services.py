@@ -32,7 +32,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from boundaries.models import Boundary, Layer
+from boundaries.models import Boundary, Layer, VersionStatus
 from geo311.models import (
     EventKind,
     Follower,
@@ -322,7 +322,7 @@ def delivery_send(*, delivery_id: int, last_attempt: bool) -> str:
     error: BaseException | None = None
     with transaction.atomic():
         delivery = (
-            Delivery.objects.select_for_update()
+            Delivery.objects.select_for_update(of=("self",))
             .select_related("webhook")
             .filter(pk=delivery_id)
             .first()
@@ -446,7 +446,7 @@ def area_subscription_create(
     if (
         layer is not None
         and not Boundary.objects.filter(
-            version__layer=layer, version__active=True, code=boundary_code
+            version__layer=layer, version__status=VersionStatus.ACTIVE, code=boundary_code
         ).exists()
     ):
         raise ValidationError({"boundary_code": f"{layer.slug} has no boundary '{boundary_code}'"})

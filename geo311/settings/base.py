@@ -258,6 +258,11 @@ GEO311_NOTIFY_MAX_ATTEMPTS = env.int("GEO311_NOTIFY_MAX_ATTEMPTS", default=15)
 GEO311_NOTIFY_RETRY_BASE_S = env.int("GEO311_NOTIFY_RETRY_BASE_S", default=2)
 # A job whose worker stopped sending heartbeats this long ago (killed, host lost) is run again.
 GEO311_JOBS_STALLED_AFTER_S = env.int("GEO311_JOBS_STALLED_AFTER_S", default=60)
+# Workers beat every GEO311_WORKER_HEARTBEAT_S seconds: a few beats fit in the stall delay.
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "update_heartbeat_interval": env.float("GEO311_WORKER_HEARTBEAT_S", default=10.0),
+    "stalled_worker_timeout": float(GEO311_JOBS_STALLED_AFTER_S),
+}
 # Area alert digests and the managers' overdue digest (cron, UTC).
 GEO311_DIGEST_CRON = env.str("GEO311_DIGEST_CRON", default="0 12 * * *")
 # Statuses whose closing email says "job done" (other closed statuses say "closed").
