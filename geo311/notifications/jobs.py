@@ -34,11 +34,13 @@ def jobs_defer(*, task_name: str, lock: str | None, kwargs: Sequence[JSONDict]) 
     return deferrer.batch_defer(*kwargs)
 
 
-def recipient_lock(*, channel: str, recipient: str) -> str:
-    """The lock of a recipient's deliveries: their messages go out one at a time, in order
-    (a confirmation before the status change that follows it), even across retries. Hashed:
-    the job table is shown to staff who need not read addresses."""
-    digest = hashlib.sha256(f"{channel}:{recipient.lower()}".encode()).hexdigest()[:24]
+def recipient_lock(*, channel: str, recipient: str, request_id: int | None) -> str:
+    """The lock of a recipient's messages about one request: they go out one at a time, in
+    order (a confirmation before the status change that follows it), even across retries,
+    while messages about other requests (a department's mailbox gets many) go in parallel.
+    Hashed: the job table is shown to staff who need not read addresses."""
+    about = f"{request_id}:" if request_id is not None else ""
+    digest = hashlib.sha256(f"{about}{channel}:{recipient.lower()}".encode()).hexdigest()[:24]
     return f"to:{digest}"
 
 

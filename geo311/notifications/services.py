@@ -160,7 +160,8 @@ def deliveries_queue(
 def _deliveries_defer(deliveries: Sequence[Delivery]) -> None:
     by_lock: dict[str, list[dict[str, Any]]] = {}
     for d in deliveries:
-        lock = jobs.recipient_lock(channel=d.channel, recipient=d.recipient)
+        request_id = d.event.request_id if d.event is not None else None
+        lock = jobs.recipient_lock(channel=d.channel, recipient=d.recipient, request_id=request_id)
         by_lock.setdefault(lock, []).append({"delivery_id": d.pk})
     for lock, kwargs in by_lock.items():
         jobs.jobs_defer(task_name=jobs.DELIVER, lock=lock, kwargs=kwargs)
@@ -374,7 +375,8 @@ def deliveries_retry(*, deliveries: Iterable[Delivery]) -> int:
     """Send failed deliveries again (the admin's retry action): pending, with a new job each.
     Returns how many."""
     failed = list(
-        Delivery.objects.select_for_update()
+        Delivery.objects.select_for_update(of=("self",))
+        .select_related("event")
         .filter(pk__in=[d.pk for d in deliveries], status=DeliveryStatus.FAILED)
         .order_by("pk")
     )

@@ -214,7 +214,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # procrastinate logs every task registration at INFO, on every manage.py call.
-    "loggers": {"procrastinate": {"level": env.str("PROCRASTINATE_LOG_LEVEL", default="WARNING")}},
+    "loggers": {
+        "procrastinate": {"level": env.str("PROCRASTINATE_LOG_LEVEL", default="WARNING")},
+        # httpx logs every request at INFO: each webhook and SMS.
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # The audit trail (django-pghistory): paths whose writes get no request context from the
@@ -259,7 +263,10 @@ GEO311_NOTIFY_RETRY_BASE_S = env.int("GEO311_NOTIFY_RETRY_BASE_S", default=2)
 # A job whose worker stopped sending heartbeats this long ago (killed, host lost) is run again.
 GEO311_JOBS_STALLED_AFTER_S = env.int("GEO311_JOBS_STALLED_AFTER_S", default=60)
 # Workers beat every GEO311_WORKER_HEARTBEAT_S seconds: a few beats fit in the stall delay.
+# New jobs wake the worker at once (LISTEN); a job that waited for another's lock is found by
+# polling, every GEO311_WORKER_POLL_S seconds.
 PROCRASTINATE_WORKER_DEFAULTS = {
+    "fetch_job_polling_interval": env.float("GEO311_WORKER_POLL_S", default=1.0),
     "update_heartbeat_interval": env.float("GEO311_WORKER_HEARTBEAT_S", default=10.0),
     "stalled_worker_timeout": float(GEO311_JOBS_STALLED_AFTER_S),
 }

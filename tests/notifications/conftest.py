@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -86,7 +87,8 @@ class Recorder:
         if not self.log.exists():
             return []
         with open(self.log, encoding="utf-8") as lines:
-            return [json.loads(line) for line in lines if line.strip()]
+            # Only whole lines: the server may be writing the last one.
+            return [json.loads(line) for line in lines if line.endswith("\n")]
 
     def clear(self) -> None:
         self.log.write_text("")
@@ -139,6 +141,9 @@ class Worker:
     def __init__(self, env: dict[str, str], concurrency: int = 4) -> None:
         self.env, self.concurrency = env, concurrency
         self.process: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115  (open while the worker runs)
+            prefix="worker-", suffix=".log", delete=False
+        )
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -152,8 +157,8 @@ class Worker:
             ],
             cwd=REPO,
             env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
         )
 
     def kill(self) -> None:
@@ -178,9 +183,12 @@ def serve(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
     """Start an HTTP server process and wait until /health answers."""
     from urllib.request import urlopen
 
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    # Its log goes to a file (a pipe nobody reads would fill and stall it), shown on failure.
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115  (open while the server runs)
+        prefix=f"{command[2]}-", suffix=".log", delete=False
     )
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log)
+    process.log_path = log.name  # type: ignore[attr-defined]
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -189,8 +197,9 @@ def serve(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                _, err = process.communicate(timeout=5)
-                pytest.fail(f"{command[2]} did not start: {err.decode()[-2000:]}")
+                process.wait()
+                tail = Path(log.name).read_text()[-2000:]
+                pytest.fail(f"{command[2]} did not start: {tail}")
             time.sleep(0.1)
 
 

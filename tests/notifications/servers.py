@@ -39,7 +39,7 @@ def smtp(port: int, log: str, delay: float) -> None:
     from aiosmtpd.controller import Controller
 
     class Recorder:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             if delay:
                 await asyncio.sleep(delay)
             message = message_from_bytes(envelope.content, policy=policy.default)
@@ -72,7 +72,7 @@ def http(port: int, log: str) -> None:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             entry = {"path": self.path, "headers": dict(self.headers), "body": body.decode()}
             if self.path.startswith("/2010-04-01/Accounts/"):
