@@ -38,7 +38,7 @@ from .models import (
     Team,
 )
 from .notifications.models import Notify
-from .notifications.services import reporter_preference_set
+from .notifications.services import reporter_preference_check, reporter_preference_set
 from .open311.serializers import W3CDateTimeField
 from .services import Actor, Reporter
 
@@ -587,6 +587,10 @@ class FileForCallerApi(StaffApi):
             for code, value in data["attributes"].items()
         }
         try:
+            if data.get("notify"):
+                reporter_preference_check(
+                    notify=data["notify"], email=data["email"], phone=data["phone"]
+                )
             created = services.request_create(
                 category=data["service_code"],
                 description=data["description"],

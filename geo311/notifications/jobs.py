@@ -23,15 +23,16 @@ DELIVER = "notifications.deliver"
 _jobs = manager.JobManager(DjangoConnector(alias="default"))
 
 
-def jobs_defer(*, task_name: str, lock: str | None, kwargs: Sequence[JSONDict]) -> list[int]:
-    """Queue one job of ``task_name`` per item of ``kwargs`` in the current transaction (one
-    INSERT for all of them). Jobs sharing ``lock`` run one at a time, in the order queued."""
-    if not kwargs:
+def jobs_defer(*, task_name: str, jobs: Sequence[tuple[str | None, JSONDict]]) -> list[int]:
+    """Queue one job of ``task_name`` per (lock, kwargs) in the current transaction, all in one
+    INSERT. Jobs sharing a lock run one at a time, in the order queued."""
+    if not jobs:
         return []
-    deferrer = tasks.configure_task(name=task_name, job_manager=_jobs, queue=QUEUE, lock=lock)
-    if len(kwargs) == 1:
-        return [deferrer.defer(**kwargs[0])]
-    return deferrer.batch_defer(*kwargs)
+    template = tasks.configure_task(name=task_name, job_manager=_jobs, queue=QUEUE).job
+    deferred = _jobs.batch_defer_jobs(
+        jobs=[template.evolve(lock=lock, task_kwargs=kwargs) for lock, kwargs in jobs]
+    )
+    return [job.id for job in deferred if job.id is not None]
 
 
 def recipient_lock(*, channel: str, recipient: str, request_id: int | None) -> str:

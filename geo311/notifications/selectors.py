@@ -16,9 +16,10 @@ from .models import AreaSubscription, Frequency, Notify, ReporterPreference, Web
 
 
 def event_for_fan_out(*, event_id: int) -> StatusEvent | None:
-    """The event with all a message about it reads, in one query."""
-    return (
-        StatusEvent.objects.select_related(
+    """The event with all a message about it reads, in one query (``get``: ``first`` would
+    order by the models' orderings, through the request, for one row)."""
+    try:
+        return StatusEvent.objects.select_related(
             "status",
             "previous_status",
             "request__category",
@@ -26,17 +27,16 @@ def event_for_fan_out(*, event_id: int) -> StatusEvent | None:
             "request__department",
             "request__team",
             "request__duplicate_of",
-        )
-        .filter(pk=event_id)
-        .first()
-    )
+        ).get(pk=event_id)
+    except StatusEvent.DoesNotExist:
+        return None
 
 
 def reporter_notify(*, request: ServiceRequest) -> str:
     """How the reporter wants to hear (``Notify``): their stated preference, else email when
     they gave an email address."""
     stated = ReporterPreference.objects.filter(request=request).values_list("notify", flat=True)
-    for notify in stated:
+    for notify in stated[:1]:
         return notify
     return Notify.EMAIL if request.reporter_email else Notify.NONE
 

@@ -31,6 +31,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from procrastinate.types import JSONDict
 
 from boundaries.models import Boundary, Layer, VersionStatus
 from geo311.models import (
@@ -81,22 +82,27 @@ def event_notify(*, event: StatusEvent) -> None:
     fan-out happens in the worker. Jobs of one request run in order."""
     jobs.jobs_defer(
         task_name=jobs.FAN_OUT,
-        lock=jobs.request_lock(request_id=event.request_id),
-        kwargs=[{"event_id": event.pk}],
+        jobs=[(jobs.request_lock(request_id=event.request_id), {"event_id": event.pk})],
     )
+
+
+def reporter_preference_check(*, notify: str, email: str, phone: str) -> None:
+    """ValidationError (naming ``notify``) unless ``notify`` is a choice the given contact
+    allows: check before filing, so a refused choice files nothing."""
+    if notify not in Notify.values:
+        raise ValidationError({"notify": f"one of {', '.join(Notify.values)}"})
+    if notify in (Notify.EMAIL, Notify.BOTH) and not email:
+        raise ValidationError({"notify": "messages by email need an email address"})
+    if notify in (Notify.SMS, Notify.BOTH) and not phone:
+        raise ValidationError({"notify": "messages by SMS need a phone number"})
 
 
 @transaction.atomic
 def reporter_preference_set(*, request: ServiceRequest, notify: str) -> ReporterPreference:
     """How the reporter of ``request`` wants to hear of it: email, sms, both or none."""
-    if notify not in Notify.values:
-        raise ValidationError({"notify": f"one of {', '.join(Notify.values)}"})
-    wants_email = notify in (Notify.EMAIL, Notify.BOTH)
-    wants_sms = notify in (Notify.SMS, Notify.BOTH)
-    if wants_email and not request.reporter_email:
-        raise ValidationError({"notify": "messages by email need an email address"})
-    if wants_sms and not request.reporter_phone:
-        raise ValidationError({"notify": "messages by SMS need a phone number"})
+    reporter_preference_check(
+        notify=notify, email=request.reporter_email, phone=request.reporter_phone
+    )
     preference, _ = ReporterPreference.objects.update_or_create(
         request=request, defaults={"notify": notify, "updated_at": timezone.now()}
     )
@@ -158,13 +164,12 @@ def deliveries_queue(
 
 
 def _deliveries_defer(deliveries: Sequence[Delivery]) -> None:
-    by_lock: dict[str, list[dict[str, Any]]] = {}
+    queued: list[tuple[str | None, JSONDict]] = []
     for d in deliveries:
         request_id = d.event.request_id if d.event is not None else None
         lock = jobs.recipient_lock(channel=d.channel, recipient=d.recipient, request_id=request_id)
-        by_lock.setdefault(lock, []).append({"delivery_id": d.pk})
-    for lock, kwargs in by_lock.items():
-        jobs.jobs_defer(task_name=jobs.DELIVER, lock=lock, kwargs=kwargs)
+        queued.append((lock, {"delivery_id": d.pk}))
+    jobs.jobs_defer(task_name=jobs.DELIVER, jobs=queued)
 
 
 def _language() -> str:
@@ -322,13 +327,15 @@ def delivery_send(*, delivery_id: int, last_attempt: bool) -> str:
     Raises DeliveryFailed after recording a temporary failure, so the job retries."""
     error: BaseException | None = None
     with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_for_update(of=("self",))
-            .select_related("webhook")
-            .filter(pk=delivery_id)
-            .first()
-        )
-        if delivery is None or delivery.status == DeliveryStatus.SENT:
+        try:
+            delivery = (
+                Delivery.objects.select_for_update(of=("self",))
+                .select_related("webhook")
+                .get(pk=delivery_id)
+            )
+        except Delivery.DoesNotExist:
+            return "skipped"
+        if delivery.status == DeliveryStatus.SENT:
             return "skipped"
         now = timezone.now()
         delivery.attempts += 1

@@ -22,6 +22,7 @@ from geo311 import selectors
 from geo311.addresses import AddressNotFound, address_get, address_resolve
 from geo311.models import Channel, ServiceCategory, ServiceRequest, ServiceType, StatusEvent
 from geo311.notifications.models import Notify
+from geo311.notifications.services import reporter_preference_check
 from geo311.services import Reporter, location_from_lat_long
 
 from .errors import not_found
@@ -301,6 +302,15 @@ class RequestCreateInputSerializer(JurisdictionInputSerializer):
                     f"({problem})"
                 }
             )
+        if attrs.get("notify"):
+            try:
+                reporter_preference_check(
+                    notify=attrs["notify"],
+                    email=attrs.get("email", ""),
+                    phone=attrs.get("phone", ""),
+                )
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(exc.message_dict) from None
         place: dict[str, Any] = {}
         try:
             if given == ["lat/long"]:
