@@ -29,9 +29,22 @@ CHANNEL = "geo311_request_events"
 RESYNC = "resync"
 
 
+# Keys of DATABASES OPTIONS that are Django's, not the driver's.
+_DJANGO_OPTIONS = {
+    "isolation_level",
+    "assume_role",
+    "server_side_binding",
+    "pool",
+    "cursor_factory",
+}
+
+
 def _conninfo() -> dict[str, Any]:
+    """Django's database settings as psycopg takes them (sslmode and the like included)."""
     db = settings.DATABASES["default"]
+    options = {k: v for k, v in db.get("OPTIONS", {}).items() if k not in _DJANGO_OPTIONS}
     return {
+        **options,
         "dbname": db["NAME"],
         "user": db.get("USER") or None,
         "password": db.get("PASSWORD") or None,

@@ -356,6 +356,22 @@ def test_an_event_stream_client_receives_a_transition(asgi: str, web: str) -> No
     )
     assert missed["id"] == event["id"]
 
+    # Pages of the site (another origin than the ASGI server's) may open the stream.
+    with httpx.stream(
+        "GET",
+        f"{asgi}/api/v1/requests/{request.public_id}/events",
+        headers={"Origin": "http://127.0.0.1:8000"},
+        timeout=httpx.Timeout(15.0),
+    ) as answer:
+        assert answer.headers["access-control-allow-origin"] == "http://127.0.0.1:8000"
+    with httpx.stream(
+        "GET",
+        f"{asgi}/api/v1/requests/{request.public_id}/events",
+        headers={"Origin": "https://elsewhere.example.org"},
+        timeout=httpx.Timeout(15.0),
+    ) as answer:
+        assert "access-control-allow-origin" not in answer.headers
+
     # The WSGI site sends event streams to the ASGI server.
     answer = httpx.get(f"{web}/api/v1/requests/{request.public_id}/events?after=3")
     assert answer.status_code == 302
