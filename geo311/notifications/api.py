@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
@@ -40,6 +41,12 @@ class AreaSubscriptionCreateApi(APIView):
         )
         frequency = serializers.ChoiceField(
             choices=Frequency.choices, required=False, default=Frequency.IMMEDIATE
+        )
+        language = serializers.ChoiceField(
+            choices=sorted({settings.LANGUAGE_CODE, *(code for code, _ in settings.LANGUAGES)}),
+            required=False,
+            default=settings.LANGUAGE_CODE,
+            help_text="the language of the alert emails",
         )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

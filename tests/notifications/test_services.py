@@ -29,7 +29,12 @@ from geo311.models import (
 )
 from geo311.notifications import jobs, services
 from geo311.notifications.channels import message_id
-from geo311.notifications.messages import CONFIRM_SALT, unsubscribe_token
+from geo311.notifications.messages import (
+    CONFIRM_SALT,
+    email_content,
+    request_context,
+    unsubscribe_token,
+)
 from geo311.notifications.models import (
     AreaSubscription,
     Channel,
@@ -640,3 +645,22 @@ def test_message_ids_are_stable_per_delivery() -> None:
     assert key != services.delivery_key(scope="event:2", channel="email", recipient="a@example.org")
     parsed = email.utils.parseaddr(message_id(key=key))[1]
     assert parsed.endswith("@311.example.org")
+
+
+def test_messages_are_translatable(chicago_city: None, client: Any) -> None:
+    answer = client.post(
+        "/api/v1/alerts",
+        {"email": "es@example.org", "layer": "wards", "boundary_code": "42", "language": "es"},
+        content_type="application/json",
+    )
+    assert answer.status_code == 202
+    [confirm] = Delivery.objects.filter(recipient="es@example.org")
+    assert confirm.content["subject"] == "Confirme su alerta de zona"
+    assert "Para activar las alertas" in confirm.content["text"]
+    request = filed(reporter=ADA)
+    context = request_context(request=request)
+    spanish = email_content(template="confirmation", context=context, language="es")
+    assert spanish["subject"].startswith(f"Recibimos su reporte {request.public_id}")
+    assert "Gracias: recibimos su reporte." in spanish["html"]
+    english = email_content(template="confirmation", context=context, language="en-us")
+    assert english["subject"].startswith(f"We received your report {request.public_id}")
