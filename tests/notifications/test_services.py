@@ -664,3 +664,25 @@ def test_messages_are_translatable(chicago_city: None, client: Any) -> None:
     assert "Gracias: recibimos su reporte." in spanish["html"]
     english = email_content(template="confirmation", context=context, language="en-us")
     assert english["subject"].startswith(f"We received your report {request.public_id}")
+
+
+def test_the_sql_fan_out_job_is_the_one_event_notify_queues(chicago_city: None) -> None:
+    from django.db import connection
+
+    from geo311.notifications.sql import FAN_OUT_JOBS_FOR_EVENTS
+
+    request = filed()
+    event = StatusEvent.objects.get(request=request)
+    by_service = ProcrastinateJob.objects.filter(task_name=jobs.FAN_OUT).order_by("-id").first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH ev AS (SELECT id, request_id FROM geo311_statusevent WHERE id = %s) "
+            f"{FAN_OUT_JOBS_FOR_EVENTS} RETURNING id",
+            [event.pk],
+        )
+        [(sql_id,)] = cursor.fetchall()
+    by_sql = ProcrastinateJob.objects.get(id=sql_id)
+    fields = ["queue_name", "task_name", "lock", "args", "status", "priority", "queueing_lock"]
+    assert by_service is not None
+    assert [getattr(by_sql, f) for f in fields] == [getattr(by_service, f) for f in fields]
+    assert by_sql.scheduled_at is None
