@@ -1,9 +1,10 @@
 """Writes for service requests. Every write is one transaction: the request, its first status
-event (and, later, its notification jobs) commit together or not at all.
+event and its notification job commit together or not at all.
 
 Every change a resident or staff would be told about (creation, each transition, assignment,
 note, merge, move) writes its event through ``request_event_record``, inside the transaction of
-the change: notifications hook in there. Changes of request rows are also in the audit trail
+the change, which queues its notifications there (``geo311.notifications.services.event_notify``,
+one job per event). Changes of request rows are also in the audit trail
 (``geo311.models.audited``), with who acted from ``Actor.history_context``.
 """
 
@@ -45,6 +46,7 @@ from .models import (
     StatusTransition,
     Team,
 )
+from .notifications.services import event_notify
 from .routing import RoutingError, route
 
 MAX_DESCRIPTION = 4000
@@ -352,14 +354,15 @@ def request_event_record(
     )
     if not external_id:
         event.save()
-        return event
-    try:
-        with transaction.atomic():  # a savepoint: the duplicate id is the caller's error
-            event.save()
-    except IntegrityError:
-        raise ValidationError(
-            {"update_id": f"update {external_id} was already accepted; it is not taken twice"}
-        ) from None
+    else:
+        try:
+            with transaction.atomic():  # a savepoint: the duplicate id is the caller's error
+                event.save()
+        except IntegrityError:
+            raise ValidationError(
+                {"update_id": f"update {external_id} was already accepted; it is not taken twice"}
+            ) from None
+    event_notify(event=event)
     return event
 
 

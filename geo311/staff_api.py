@@ -36,6 +36,8 @@ from .models import (
     StatusEvent,
     Team,
 )
+from .notifications.models import Notify
+from .notifications.services import reporter_preference_check, reporter_preference_set
 from .open311.serializers import W3CDateTimeField
 from .services import Actor, Reporter
 
@@ -535,6 +537,11 @@ class FileForCallerApi(StaffApi):
         last_name = serializers.CharField(required=False, default="", max_length=100)
         email = serializers.EmailField(required=False, default="", max_length=254)
         phone = serializers.CharField(required=False, default="", max_length=50)
+        notify = serializers.ChoiceField(
+            choices=Notify.choices,
+            required=False,
+            help_text="how the caller hears of progress (default: email when an email is given)",
+        )
 
         def validate_service_code(self, code: str) -> ServiceCategory:
             try:
@@ -581,6 +588,10 @@ class FileForCallerApi(StaffApi):
             for code, value in data["attributes"].items()
         }
         try:
+            if data.get("notify"):
+                reporter_preference_check(
+                    notify=data["notify"], email=data["email"], phone=data["phone"]
+                )
             created = services.request_create(
                 category=data["service_code"],
                 description=data["description"],
@@ -595,6 +606,8 @@ class FileForCallerApi(StaffApi):
                 filed_by=request.user,  # type: ignore[arg-type]
                 **place,
             )
+            if data.get("notify"):
+                reporter_preference_set(request=created, notify=data["notify"])
         except DjangoValidationError as exc:
             raise _django_errors(exc, {"location": "lat", "category": "service_code"}) from None
         return Response(self.OutputSerializer(created).data, status=201)

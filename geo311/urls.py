@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/requests/", include("geo311.api_urls")),
     path("api/v1/staff/", include("geo311.staff_urls")),
     path("open311/v2/", include("geo311.open311.urls")),
+    path("", include("geo311.notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", health, name="health"),

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from geo311 import selectors
 from geo311.duplicates import duplicate_candidates, policy_for
 from geo311.models import ServiceCategory, ServiceRequest
+from geo311.notifications.services import reporter_preference_set
 from geo311.services import request_create, request_update_from_external, status_for_update
 
 from . import serializers as s
@@ -220,8 +221,11 @@ class RequestCreateApi(Open311Api):
             raise bad_request(uploads[0], "files are not taken here; send a media_url")
         params = s.RequestCreateInputSerializer(data=data)
         params.is_valid(raise_exception=True)
+        notify = params.validated_data.pop("notify")
         try:
             created = request_create(**params.validated_data)
+            if notify:
+                reporter_preference_set(request=created, notify=notify)
         except DjangoValidationError as exc:
             raise from_django(exc, names={"location": params.location_parameter}) from None
         return Response(s.RequestCreatedSerializer([created], many=True).data, status=201)

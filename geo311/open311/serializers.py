@@ -21,6 +21,8 @@ from rest_framework import serializers
 from geo311 import selectors
 from geo311.addresses import AddressNotFound, address_get, address_resolve
 from geo311.models import Channel, ServiceCategory, ServiceRequest, ServiceType, StatusEvent
+from geo311.notifications.models import Notify
+from geo311.notifications.services import reporter_preference_check
 from geo311.services import Reporter, location_from_lat_long
 
 from .errors import not_found
@@ -260,6 +262,12 @@ class RequestCreateInputSerializer(JurisdictionInputSerializer):
     channel = serializers.ChoiceField(
         choices=Channel.choices, required=False, default=Channel.API, help_text="extension"
     )
+    notify = serializers.ChoiceField(
+        choices=Notify.choices,
+        required=False,
+        help_text="extension: how the reporter hears of progress (default: email when an "
+        "email is given; SMS only when asked)",
+    )
 
     @property
     def location_parameter(self) -> str:
@@ -294,6 +302,15 @@ class RequestCreateInputSerializer(JurisdictionInputSerializer):
                     f"({problem})"
                 }
             )
+        if attrs.get("notify"):
+            try:
+                reporter_preference_check(
+                    notify=attrs["notify"],
+                    email=attrs.get("email", ""),
+                    phone=attrs.get("phone", ""),
+                )
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(exc.message_dict) from None
         place: dict[str, Any] = {}
         try:
             if given == ["lat/long"]:
@@ -323,6 +340,7 @@ class RequestCreateInputSerializer(JurisdictionInputSerializer):
             "answers": answers_from_form(self.initial_data),
             "media_url": attrs["media_url"],
             "channel": attrs["channel"],
+            "notify": attrs.get("notify", ""),
             "reporter": Reporter(
                 first_name=attrs.get("first_name", ""),
                 last_name=attrs.get("last_name", ""),
