@@ -1,11 +1,12 @@
 """The city's configuration as each process keeps it: the service categories with their
-questions, choices, required layers and default department, the routing rules, the initial
-status and the active Open311 API keys. Filing a request needs all of it, and fetching it on
-every request cost more than the rest of the request together (``make bench ONLY=open311_post``).
+questions, choices, required layers, service levels and default department, the routing rules,
+the initial status and the active Open311 API keys. Filing a request needs all of it, and
+fetching it on every request cost more than the rest of the request together
+(``make bench ONLY=open311_post``).
 
 A copy is current while the configuration's generation number is the one it was loaded at:
 triggers move that number on every write to those tables, inside the writing transaction
-(migration 0004). ``city_config()`` reads the number (one single-row query) and reloads on any
+(migration 0005). ``city_config()`` reads the number (one single-row query) and reloads on any
 change, so an edit in the admin or a ``load_city_config`` is seen by the first request after its
 commit, and by the writing transaction itself. The number is read before the rows, so a copy is
 never older than the number it is filed under. Filing a request reads the number in its routing
@@ -26,7 +27,8 @@ from .models import ApiKey, RoutingRule, ServiceCategory, Status
 class CityConfig:
     generation: int
     # Every category, retired ones too (filing one says it is not taken any more), with
-    # ``attributes`` (and their ``values``), ``required_layers`` and ``default_department``.
+    # ``attributes`` (and their ``values``), ``required_layers``, ``service_levels`` and
+    # ``default_department``.
     categories: Mapping[str, ServiceCategory]
     categories_by_pk: Mapping[int, ServiceCategory]
     # By category pk: the rules that may apply to it (its own, its group's, any category's),
@@ -74,7 +76,7 @@ def city_config_unchecked() -> CityConfig:
 def _load(generation: int) -> CityConfig:
     categories = list(
         ServiceCategory.objects.select_related("default_department").prefetch_related(
-            "attributes__values", "required_layers"
+            "attributes__values", "required_layers", "service_levels"
         )
     )
     rules = tuple(RoutingRule.objects.select_related("department", "team", "layer", "category"))

@@ -42,6 +42,13 @@ def fetch_all(statement: str, params: Mapping[str, Any] | Sequence[Any]) -> list
     db.close_if_health_check_failed()
     db.ensure_connection()
     db.validate_thread_sharing()
+    if db.execute_wrappers:
+        # A wrapper may rewrite the statement: pghistory's context (staff actions, "who")
+        # puts a set_config command in front of it, and a server-side-bound statement is one
+        # command. Run it as Django runs any other; those paths are not the hot ones.
+        with db.cursor() as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchall()
     raw = cast(Any, _PreparedCursor(db.connection))
     cursor = _PreparedDebugCursor(raw, db) if db.queries_logged else db.make_cursor(raw)
     with cursor:

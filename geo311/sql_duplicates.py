@@ -25,6 +25,9 @@ from .prepared import fetch_all
 # orders a day's requests. Ids compare by length first so numeric ids sort as numbers. A probe
 # without a public id (a request not yet filed) sees everything requested up to its time.
 #
+# A request merged into another is never a candidate: its original is the one to follow or to
+# link to (staff merges keep every link pointing at an original).
+#
 # Every probe whose category exists gives at least one row: its category's policy, then the
 # candidate's columns (all NULL when it has none), so one query also says whether the category
 # exists and what its policy is.
@@ -89,6 +92,7 @@ LEFT JOIN LATERAL (
                OR (length(r.public_id), r.public_id) < (length(p.public_id), p.public_id))
           AND (r.closed_at IS NULL OR r.closed_at > p.at - cfg.recently_closed)
           AND r.id IS DISTINCT FROM p.exclude_id
+          AND r.duplicate_of_id IS NULL
     ) f
     ORDER BY score DESC, f.distance_m, f.requested_at DESC, f.id
     LIMIT %(limit)s::int

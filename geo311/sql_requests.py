@@ -1,11 +1,12 @@
 """The statements of filing a request, as prepared statements (``geo311.prepared``): every Open311
 POST runs each of them once, and the ORM spent longer building them than PostgreSQL running them.
 
-- ``config_generation``: the number the city's configuration is at (migration 0004), which tells
+- ``config_generation``: the number the city's configuration is at (migration 0005), which tells
   a process whether its copy (``geo311.cache``) is current;
 - ``areas_at``: the boundaries of the active versions that cover a point, with the active
   jurisdiction layers and the configuration's generation, in one statement;
-- ``request_insert``: the request and its first status event in one statement (one round trip).
+- ``request_insert``: the request, its first status event and that event's notification job in
+  one statement (one round trip).
 
 Points are WGS84 (EPSG:4326).
 """
@@ -19,6 +20,7 @@ from django.db.models import Field, Model
 from django.db.models.expressions import DatabaseDefault
 
 from .models import ServiceRequest, StatusEvent
+from .notifications.sql import FAN_OUT_JOBS_FOR_EVENTS
 from .prepared import fetch_all
 
 CONFIG_GENERATION = "SELECT generation FROM geo311_config_generation"
@@ -120,18 +122,20 @@ def _insert_statement(request_fields: list[Field], event_fields: list[Field]) ->
         statement = (
             f"WITH r AS (INSERT INTO {quote(ServiceRequest._meta.db_table)} "  # noqa: S608
             f"({request_columns}) VALUES ({request_values}) RETURNING id, public_id), "
-            f"e AS (INSERT INTO {quote(StatusEvent._meta.db_table)} (request_id, {event_columns}) "
-            f"SELECT r.id, {event_values} FROM r RETURNING id) "
-            "SELECT r.id, r.public_id, e.id FROM r, e"
+            f"ev AS (INSERT INTO {quote(StatusEvent._meta.db_table)} (request_id, {event_columns}) "
+            f"SELECT r.id, {event_values} FROM r RETURNING id, request_id), "
+            f"jobs AS ({FAN_OUT_JOBS_FOR_EVENTS}) "
+            "SELECT r.id, r.public_id, ev.id FROM r, ev"
         )
         _STATEMENTS[key] = statement
     return statement
 
 
 def request_insert(*, request: ServiceRequest, event: StatusEvent) -> None:
-    """INSERT ``request`` and its first ``event`` (whose request is ``request``) in one
-    statement, as ``Model.save()`` would write each; sets their ids and the request's
-    ``public_id`` (a database default). Call inside the transaction of the change."""
+    """INSERT ``request``, its first ``event`` (whose request is ``request``) and the event's
+    notification job (what ``notifications.services.event_notify`` queues) in one statement,
+    as ``Model.save()`` would write each; sets their ids and the request's ``public_id`` (a
+    database default). Call inside the transaction of the change."""
     request_fields = _columns(ServiceRequest, request, skip=())
     event_fields = _columns(StatusEvent, event, skip=("request_id",))
     statement = _insert_statement(request_fields, event_fields)

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('geo311', '0004_config_generation'),
+        ('geo311', '0005_config_generation'),
     ]
 
     operations = [

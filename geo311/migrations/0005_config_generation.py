@@ -24,8 +24,9 @@ WATCHED = [
     ("geo311_serviceattribute", ""),
     ("geo311_attributevalue", ""),
     ("geo311_routingrule", ""),
+    ("geo311_servicelevel", ""),
     ("geo311_status", ""),
-    ("geo311_apikey", "key, active"),
+    ("geo311_apikey", "key, active, may_post_updates, department_id"),
     ("boundaries_layer", "slug, kind"),
 ]
 
@@ -68,7 +69,7 @@ CREATE TRIGGER geo311_config_truncated AFTER TRUNCATE ON {table}
 class Migration(migrations.Migration):
     dependencies = [
         ("boundaries", "0001_initial"),
-        ("geo311", "0003_duplicates_time_index"),
+        ("geo311", "0004_lifecycle"),
     ]
 
     operations = [
