@@ -1,5 +1,5 @@
 """bulk_route_nyc: all 855,552 NYC tax-lot points routed through the 7 NYC layers into a PostGIS
-table, by the app's set-based SQL, against the pipeline a GIS analyst would use instead.
+table by the app's bulk routing, against the pipeline a GIS analyst would use instead.
 
 Both sides start from the same CSV file and the same active boundaries in the bench database,
 and both end with the same table in PostGIS: one row per point of the file (``point_id`` = its
@@ -7,11 +7,12 @@ row number, 1-based, header excluded), its point (EPSG:4326) and its code in eac
 layers (text; NULL when it lies in no boundary of the layer; the smallest code when it lies in
 several, i.e. on a shared edge).
 
-- **ours** (one transaction, Django's connection, as ``importers.requests`` drives it): COPY the
-  CSV into the temporary table ``import_request_stage`` (``point_id``, ``lon``, ``lat`` + the
-  file's other columns), run ``geo311.sql.ROUTE_POINTS`` verbatim (the importer's set-based
-  routing over the active BoundaryPart pieces: distinct points with a GiST index, every active
-  piece probing it, points grouped into "places" = the set of boundaries they fall in), then
+- **ours** (one transaction, Django's connection): the two coordinate columns read with
+  pandas, then ``boundaries.selectors.points_places`` — the function the request importer
+  routes with: the active BoundaryPart pieces around the points read once, an STRtree over
+  them, GEOS' prepared point-in-polygon test per candidate, points grouped into "places" (the
+  set of boundaries they fall in) — ``boundaries.sql.places_copy`` (the places into the
+  temporary table ``boundary_place``), a binary COPY of (point_id, lon, lat, place_id), then
   one ``CREATE TABLE ... AS`` that pivots each place's boundaries into the 7 code columns and
   joins the points to their place.
 - **baseline** (geopandas): ``pd.read_csv`` (latitude/longitude only), ``points_from_xy``,
@@ -50,23 +51,13 @@ OURS_TABLE = "bench_route_ours"
 GPD_TABLE = "bench_route_gpd"
 
 
-# The importer's staging table holds more columns; ROUTE_POINTS reads only point_id, lon, lat.
-# point_id is the file's row order (COPY inserts in file order, the identity follows it).
-STAGE = """
-DROP TABLE IF EXISTS import_request_stage;
-CREATE TEMP TABLE import_request_stage (
-    point_id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    borough text, block text, lot text, unitsres text,
-    lat float8 NOT NULL, lon float8 NOT NULL,
-    councildist_2023 text, schooldist text, communitydist text, policeprct text, nta text,
-    modzcta text, bbl_population_estimate text
+# The routed points, as the importer stages its rows (binary COPY): point_id = row number.
+POINTS = """
+DROP TABLE IF EXISTS bench_route_point;
+CREATE TEMP TABLE bench_route_point (
+    point_id integer NOT NULL, lon float8 NOT NULL, lat float8 NOT NULL, place_id integer NOT NULL
 ) ON COMMIT DROP
 """
-STAGE_COPY = (
-    "COPY import_request_stage (borough, block, lot, unitsres, lat, lon, councildist_2023, "
-    "schooldist, communitydist, policeprct, nta, modzcta, bbl_population_estimate) "
-    "FROM STDIN WITH (FORMAT csv, HEADER true)"
-)
 
 
 def _wide_columns(slugs: list[str]) -> str:
@@ -74,8 +65,8 @@ def _wide_columns(slugs: list[str]) -> str:
 
 
 def _pivot(slugs: list[str]) -> str:
-    """The result table from ROUTE_POINTS' temporary tables: each place's boundaries pivoted
-    into one code per layer (few thousand places), then every point joined to its place."""
+    """The result table: each place's boundaries (boundary_place, from places_copy) pivoted into
+    one code per layer (a thousand places), then every point joined to its place."""
     cols = ",\n           ".join(
         f"min(b.code::text) FILTER (WHERE l.slug = '{s}') AS \"{s}\"" for s in slugs
     )
@@ -85,28 +76,17 @@ CREATE TABLE {OURS_TABLE} AS
 WITH pivot AS (
     SELECT pp.place_id,
            {cols}
-    FROM (SELECT DISTINCT place_id, place FROM import_request_place) pp
-    LEFT JOIN LATERAL unnest(pp.place) AS u(boundary_id) ON true
+    FROM boundary_place pp
+    LEFT JOIN LATERAL unnest(pp.boundary_ids) AS u(boundary_id) ON true
     LEFT JOIN boundaries_boundary b ON b.id = u.boundary_id
     LEFT JOIN boundaries_layerversion v ON v.id = b.version_id
     LEFT JOIN boundaries_layer l ON l.id = v.layer_id
     GROUP BY pp.place_id
 )
-SELECT p.point_id, p.geom, {picked}
-FROM import_request_point p
-JOIN import_request_place pl ON pl.point_id = p.point_id
-JOIN pivot pv ON pv.place_id = pl.place_id
+SELECT p.point_id, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326) AS geom, {picked}
+FROM bench_route_point p
+JOIN pivot pv ON pv.place_id = p.place_id
 """
-
-
-def _label(statement: str) -> str:
-    """A short name for a statement of ROUTE_POINTS."""
-    words = statement.split()
-    if words[:3] == ["CREATE", "TEMP", "TABLE"]:
-        return f"create_{words[3]}"
-    if words[:2] == ["CREATE", "INDEX"]:
-        return "create_gist_index"
-    return "_".join(words[:2]).lower()
 
 
 def _drop_results() -> None:
@@ -116,12 +96,17 @@ def _drop_results() -> None:
 
 def run_ours(slugs: list[str]) -> dict:
     """The app's bulk routing, CSV to result table; seconds per phase."""
+    import numpy as np
+    import pandas as pd
     from django.db import connection, transaction
 
-    from geo311 import sql
+    from boundaries import sql as boundaries_sql
+    from boundaries.selectors import points_places
 
     path = data_path(*POINTS_CSV)
     phases: dict[str, float] = {}
+    backend = common.django_backend_pid()
+    cpu0 = time.process_time(), common.backend_cpu_s(backend)
     t0 = t = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -130,23 +115,46 @@ def run_ours(slugs: list[str]) -> dict:
         phases[name] = round(now - t, 3)
         t = now
 
+    df = pd.read_csv(path, usecols=["latitude", "longitude"])
+    lons, lats = df["longitude"].to_numpy(), df["latitude"].to_numpy()
+    lap("read_csv")
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")  # as import_staged_requests does
-        cursor.execute(STAGE)
-        with path.open("rb") as fh, cursor.cursor.copy(STAGE_COPY) as copy:
-            while chunk := fh.read(1 << 20):
-                copy.write(chunk)
-        cursor.execute("ANALYZE import_request_stage")
-        lap("copy_csv")
-        # ROUTE_POINTS one statement at a time (same SQL, same order) to see where it goes.
-        for n, statement in enumerate(s for s in sql.ROUTE_POINTS.split(";") if s.strip()):
-            cursor.execute(statement)
-            lap(f"route_points_{n + 1}_{_label(statement)}")
+        found = points_places(lons=lons, lats=lats)
+        lap("points_places")
+        boundaries_sql.places_copy(places=found.places)
+        lap("places_copy")
+        cursor.execute(POINTS)
+        with cursor.cursor.copy("COPY bench_route_point FROM STDIN (FORMAT binary)") as copy:
+            copy.set_types(["int4", "float8", "float8", "int4"])
+            rows = zip(
+                range(1, len(lons) + 1),
+                lons.tolist(),
+                lats.tolist(),
+                found.of_point.tolist(),
+                strict=True,
+            )
+            for row in rows:
+                copy.write_row(row)
+        lap("copy_points")
+        cursor.execute("SET LOCAL jit = off")  # JIT would compile the pivot for longer than it runs
         cursor.execute(_pivot(slugs))
         lap("write_table")
     lap("commit")
     phases["total"] = round(time.perf_counter() - t0, 3)
+    phases |= _cpu(cpu0, backend)
+    phases["places"] = len(found.places)
+    phases["largest_place_points"] = int(np.bincount(found.of_point).max())
     return phases
+
+
+def _cpu(start: tuple[float, float], backend: int) -> dict:
+    client = time.process_time() - start[0]
+    server = common.backend_cpu_s(backend) - start[1]
+    return {
+        "cpu_client_s": round(client, 3),
+        "cpu_postgres_s": round(server, 3),
+        "cpu_total_s": round(client + server, 3),
+    }
 
 
 def run_geopandas(slugs: list[str]) -> dict:
@@ -157,6 +165,7 @@ def run_geopandas(slugs: list[str]) -> dict:
 
     path = data_path(*POINTS_CSV)
     phases: dict[str, float] = {}
+    client0 = time.process_time()
     t0 = t = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -172,7 +181,10 @@ def run_geopandas(slugs: list[str]) -> dict:
         crs=4326,
     )
     lap("read_csv")
-    with common.raw_connection() as conn, warnings.catch_warnings():
+    conn = common.raw_connection()
+    backend = conn.info.backend_pid
+    cpu0 = client0, common.backend_cpu_s(backend)  # the backend's own start is negligible
+    with warnings.catch_warnings():
         # pandas warns about DBAPI connections other than sqlite3; psycopg works.
         warnings.simplefilter("ignore", UserWarning)
         layers = gpd.read_postgis(
@@ -199,7 +211,7 @@ def run_geopandas(slugs: list[str]) -> dict:
     buf = io.StringIO()
     out.to_csv(buf, header=False)
     lap("frame_to_csv")
-    with common.raw_connection() as conn, conn.transaction():
+    with conn.transaction():
         conn.execute(
             f"CREATE TABLE {GPD_TABLE} (point_id bigint, geom geometry(Point, 4326), "
             f"{_wide_columns(slugs)})"
@@ -208,6 +220,8 @@ def run_geopandas(slugs: list[str]) -> dict:
             copy.write(buf.getvalue())
     lap("copy_to_postgis")
     phases["total"] = round(time.perf_counter() - t0, 3)
+    phases |= _cpu(cpu0, backend)
+    conn.close()
     phases["rows"] = len(out)
     return phases
 
@@ -290,7 +304,7 @@ def run() -> dict:
     gpd_runs: list[dict] = []
     for i in range(RUNS):
         _drop_results()
-        log(f"run {i + 1}/{RUNS}: ours (geo311.sql.ROUTE_POINTS)")
+        log(f"run {i + 1}/{RUNS}: ours (boundaries.selectors.points_places)")
         ours_runs.append(run_ours(slugs))
         log(f"  ours {ours_runs[-1]}")
         log(f"run {i + 1}/{RUNS}: geopandas sjoin pipeline")
@@ -299,15 +313,19 @@ def run() -> dict:
     check = compare(slugs)
     log(f"agreement: {check['agree']}; differing codes {check['different_code_per_layer']}")
     ours = median([r["total"] for r in ours_runs])
-    route_s = [sum(v for k, v in r.items() if k.startswith("route_points_")) for r in ours_runs]
     theirs = median([r["total"] for r in gpd_runs])
     ratio = ours / theirs
+    ours_cpu = median([r["cpu_total_s"] for r in ours_runs])
+    theirs_cpu = median([r["cpu_total_s"] for r in gpd_runs])
     details = {
         "points": POINTS_TOTAL,
         "runs": RUNS,
         "ours_runs_s": [r["total"] for r in ours_runs],
         "baseline_runs_s": [r["total"] for r in gpd_runs],
-        "ours_route_points_s": [round(x, 3) for x in route_s],
+        "ours_points_places_s": [r["points_places"] for r in ours_runs],
+        "ours_cpu_s_median": ours_cpu,
+        "baseline_cpu_s_median": theirs_cpu,
+        "cpu_ratio": round(ours_cpu / theirs_cpu, 4),
         "ours_phases_s": ours_runs,
         "baseline_phases_s": gpd_runs,
         "ratio": round(ratio, 4),
@@ -320,16 +338,17 @@ def run() -> dict:
         "to_postgis": "not used: SQLAlchemy and GeoAlchemy2 are not installed; the baseline "
         "writes as to_postgis does (EWKB hex, CSV, COPY FROM STDIN) through psycopg",
         "notes": [
-            "ours = COPY of the CSV into import_request_stage + geo311.sql.ROUTE_POINTS "
-            "(verbatim, jit off as the importer sets it) + one CREATE TABLE AS pivoting places "
-            "into 7 code columns; one transaction through Django's connection.",
+            "ours = pd.read_csv (2 columns) + boundaries.selectors.points_places (what the "
+            "request importer routes with) + boundaries.sql.places_copy + a binary COPY of "
+            "(point_id, lon, lat, place_id) + one CREATE TABLE AS pivoting places into 7 code "
+            "columns; one transaction through Django's connection.",
             "baseline = pd.read_csv (2 columns) + points_from_xy + gpd.read_postgis (active "
             "boundaries of the 7 layers) + gpd.sjoin(how='left', predicate='within') per layer "
             "+ min code per point + COPY of the frame (what to_postgis does).",
-            "ROUTE_POINTS routes through every active layer; Chicago layers, when loaded, add "
-            "pieces to walk that no NYC point falls in (see active_layer_slugs).",
-            "Both sides single-threaded: temporary tables keep PostgreSQL from parallel plans, "
-            "geopandas' sjoin runs on one core.",
+            "points_places reads the active pieces whose box meets the points' box: Chicago "
+            "layers, when loaded, are not read for NYC points (see active_layer_slugs).",
+            "Both sides single-threaded. cpu_* = the client process's CPU time + that of its "
+            "PostgreSQL backend (from /proc), for runs on a box shared with other work.",
         ],
         "goal_met": bool(ratio <= 1.0 and check["agree"]),
     }

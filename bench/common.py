@@ -450,3 +450,26 @@ class Gunicorn:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+# --- CPU time ---------------------------------------------------------------------------------
+
+
+def backend_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the PostgreSQL backend ``pid``, read from
+    /proc (the bench server runs on this machine): with the client's own process time, what an
+    operation costs whatever else shares the cores; NaN when /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def django_backend_pid() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]

@@ -138,7 +138,6 @@ def ensure_chicago(path) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
     are there already; returns the source name the rows carry and what was done."""
     from django.db import connection
 
-    from geo311.duplicates import request_address_keys_fill
     from importers.requests import import_request_file, read_mapping
 
     done = ensure_city()
@@ -152,9 +151,6 @@ def ensure_chicago(path) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
         "seconds": round(time.perf_counter() - t0, 2),
     }
     log(report.summary().splitlines()[0])
-    t0 = time.perf_counter()
-    done["address_keys_filled"] = request_address_keys_fill()
-    done["address_keys_s"] = round(time.perf_counter() - t0, 2)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE geo311_servicerequest")
         # Another run may have imported the same file under another name; use whichever holds

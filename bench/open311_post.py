@@ -14,19 +14,21 @@ Setup (not timed):
 - an Open311 ApiKey; the POSTs of earlier runs (``device_id`` starting ``bench-open311-post``)
   are deleted.
 
-Load: gunicorn (``geo311.wsgi``, sync workers, one thread each, started as a subprocess, DEBUG
-off, persistent database connections as configured) on a loopback port; the load generator is
-a separate process (``python -c``, see ``CLIENT``) with ``clients`` threads, each a closed loop of
-``http.client`` POSTs (``Connection: keep-alive`` asked for; gunicorn's sync worker closes after
-each response, so each request reconnects). Every POST is form-encoded: ``api_key``, a random
-``service_code`` of the city (all 18, batch ones answer 201 with a token), ``lat``/``long`` of a
-random point of the city (``ST_GeneratePoints`` over the active city-limits boundary, fixed
-seed), every required attribute answered with a valid value, a description and a ``device_id``
-naming the phase. Each phase is bounded by time and by count.
+Load: gunicorn (``geo311.wsgi``, started as a subprocess, DEBUG off, persistent database
+connections as configured) on a loopback port; the load generator is a separate process
+(``python -c``, see ``CLIENT``) with ``clients`` threads, each a closed loop of POSTs over its own
+connection, kept while the server keeps it (gthread workers do; sync workers close after each
+response, so there each request reconnects). Requests are prepared as bytes and answers read
+with a few lines of HTTP (``_read_response``), so that the generator takes as little of the
+box's two cores as it can. Every POST is form-encoded: ``api_key``, a random ``service_code``
+of the city (all 18, batch ones answer 201 with a token), ``lat``/``long`` of a random point of
+the city (``ST_GeneratePoints`` over the active city-limits boundary, fixed seed), every
+required attribute answered with a valid value, a description and a ``device_id`` naming the
+phase. Each phase is bounded by time and by count.
 
-1. worker sweep: ``SWEEP`` (workers, clients) configurations, ``SWEEP_SECONDS`` each after a
-   warm-up; the one with the most 201s per second within the p99 goal is kept (the most 201s
-   per second when none is within it);
+1. server sweep: the ``SWEEP`` configurations (worker class, workers, threads per worker,
+   client threads), ``SWEEP_SECONDS`` each after a warm-up; the one with the most 201s per
+   second within the p99 goal is kept (the most 201s per second when none is within it);
 2. measurement with the best configuration, ``MEASURE_SECONDS`` (at most ``MEASURE_MAX``
    requests).
 
@@ -40,12 +42,12 @@ then replayed with every SQL statement timed: queries per POST and where the dat
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,12 +55,41 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import common
 from .common import REPO, BenchError, data_path, latency_stats, log, write_result
+
+
+@dataclass(frozen=True)
+class Config:
+    """One point of the sweep: gunicorn's worker class, workers and threads per worker, and the
+    load generator's client threads."""
+
+    worker_class: str
+    workers: int
+    threads: int
+    clients: int
+
+    @property
+    def tag(self) -> str:
+        return f"{self.worker_class}-w{self.workers}-t{self.threads}-c{self.clients}"
+
+    def gunicorn_args(self) -> list[str]:
+        return [
+            "--workers",
+            str(self.workers),
+            "--threads",
+            str(self.threads),
+            "--worker-class",
+            self.worker_class,
+            "--keep-alive",
+            str(KEEP_ALIVE_S),
+        ]
+
 
 NAME = "open311_post"
 SYNTHETIC = 1_000_000
@@ -69,7 +100,15 @@ KEY_NAME = "bench open311_post"
 POINTS = 20_000
 SEED = 311
 WARMUP_SECONDS = 5
-SWEEP = [(2, 2), (3, 3), (4, 4), (2, 4)]  # (gunicorn sync workers, client threads)
+SWEEP = [
+    Config("sync", 2, 1, 2),
+    Config("sync", 3, 1, 3),
+    Config("sync", 4, 1, 4),
+    Config("gthread", 2, 1, 2),
+    Config("gthread", 2, 2, 4),
+    Config("gthread", 3, 1, 3),
+]
+KEEP_ALIVE_S = 5
 SWEEP_SECONDS = 20
 MEASURE_SECONDS = 60
 MEASURE_MAX = 60_000
@@ -335,10 +374,10 @@ def bodies(api_key: str, n: int) -> tuple[list[bytes], dict]:
 
 
 class Server(common.Gunicorn):
-    """gunicorn with ``workers`` sync workers, one thread each (the sweep's unit)."""
+    """gunicorn serving geo311 as ``config`` says."""
 
-    def __init__(self, workers: int, log_path: Path):
-        self.args = ["--workers", str(workers), "--threads", "1", "--worker-class", "sync"]
+    def __init__(self, config: Config, log_path: Path):
+        self.args = config.gunicorn_args()
         super().__init__(common.free_port(), log_path, self.args)
 
     def worker_pids(self) -> list[int]:
@@ -432,6 +471,37 @@ CLIENT = (
 )
 
 
+def _read_response(sock: socket.socket, pending: bytes) -> tuple[int, bytes, bool, bytes]:
+    """One HTTP/1.1 response from ``sock`` (``pending``: bytes already read): (status, body,
+    whether the server closes the connection, bytes read past the response). Enough of HTTP for
+    gunicorn's answers to this bench: a Content-Length, or the body up to the close."""
+    data = pending
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the response headers")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    close = headers.get(b"connection", b"").lower() == b"close" or lines[0].startswith(b"HTTP/1.0")
+    if b"content-length" in headers:
+        length = int(headers[b"content-length"])
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed inside the response body")
+            rest += chunk
+        return status, rest[:length], close, rest[length:]
+    while chunk := sock.recv(65536):
+        rest += chunk
+    return status, rest, True, b""
+
+
 def _client_main(
     port: int,
     bodies_path: str,
@@ -442,10 +512,21 @@ def _client_main(
     out_path: str,
 ) -> None:
     """Runs in the load-generator process: ``clients`` threads POSTing until the time or the
-    count is up; writes [start offset, latency, status] rows to ``out_path`` (.npy)."""
+    count is up; writes [start offset, latency, status] rows to ``out_path`` (.npy).
+
+    Each thread keeps its connection while the server does (keep-alive) and reconnects when it
+    closes; requests are built as bytes once, and responses read with the little HTTP
+    ``_read_response`` knows, so that the generator takes as little of the box's CPU as it can.
+    """
     with open(bodies_path, "rb") as fh:
         all_bodies = fh.read().split(b"\n")
     suffix = b"&" + urllib.parse.urlencode({"device_id": device}).encode()
+    head = (
+        f"POST {URL} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n"
+        "Connection: keep-alive\r\nContent-Length: "
+    ).encode()
+    requests = [head + str(len(b + suffix)).encode() + b"\r\n\r\n" + b + suffix for b in all_bodies]
     lock = threading.Lock()
     issued = [0]
     results: list[list[tuple[float, float, int]]] = [[] for _ in range(clients)]
@@ -454,47 +535,45 @@ def _client_main(
     deadline = t_start + seconds
 
     def worker(n: int) -> None:
-        conn: http.client.HTTPConnection | None = None
+        sock: socket.socket | None = None
+        pending = b""
         mine = results[n]
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-            "Connection": "keep-alive",
-        }
         while True:
             with lock:
                 i = issued[0]
                 if i >= max_requests or time.perf_counter() >= deadline:
                     break
                 issued[0] += 1
-            body = all_bodies[i % len(all_bodies)] + suffix
+            request = requests[i % len(requests)]
             t0 = time.perf_counter()
             status = 0
             try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                conn.request("POST", URL, body=body, headers=headers)
-                resp = conn.getresponse()
-                answer = resp.read()
-                status = resp.status
+                if sock is None:
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    pending = b""
+                sock.sendall(request)
+                status, answer, close, pending = _read_response(sock, pending)
                 if status != 201 and len(odd) < 10:
                     odd.append(
                         {
                             "status": status,
                             "answer": answer[:400].decode(errors="replace"),
-                            "request": body[:400].decode(errors="replace"),
+                            "request": request.partition(b"\r\n\r\n")[2][:400].decode(
+                                errors="replace"
+                            ),
                         }
                     )
-                if resp.will_close:
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException):
-                if conn is not None:
-                    conn.close()
-                conn = None
+                if close:
+                    sock.close()
+                    sock = None
+            except (OSError, ValueError, IndexError):
+                if sock is not None:
+                    sock.close()
+                sock = None
             mine.append((t0 - t_start, time.perf_counter() - t0, status))
-        if conn is not None:
-            conn.close()
+        if sock is not None:
+            sock.close()
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
     for t in threads:
@@ -581,16 +660,16 @@ def load_phase(
 
 
 def run_config(
-    workers: int, clients: int, workdir: Path, *, seconds: float, max_requests: int, tag: str
+    config: Config, workdir: Path, *, seconds: float, max_requests: int, tag: str
 ) -> dict:
-    server = Server(workers, workdir / f"gunicorn-{tag}.log")
+    server = Server(config, workdir / f"gunicorn-{tag}.log")
     try:
         server.wait_ready()
         warm = load_phase(
             server,
             workdir,
             device=f"{DEVICE}:{tag}:warmup",
-            clients=clients,
+            clients=config.clients,
             seconds=WARMUP_SECONDS,
             max_requests=10_000,
         )
@@ -598,17 +677,18 @@ def run_config(
             server,
             workdir,
             device=f"{DEVICE}:{tag}",
-            clients=clients,
+            clients=config.clients,
             seconds=seconds,
             max_requests=max_requests,
         )
     finally:
         server.stop()
-    result["workers"] = workers
+    result["config"] = asdict(config)
+    result["workers"] = config.workers
     result["server"] = " ".join(["gunicorn", "geo311.wsgi", *server.args])
     result["warmup"] = {k: warm[k] for k in ("responses", "responses_201", "rows_in_db")}
     log(
-        f"workers={workers} clients={clients}: {result['req_per_s_201']} 201/s, "
+        f"{config.tag}: {result['req_per_s_201']} 201/s, "
         f"p50 {result['latency_ms'].get('p50')} ms, p99 {result['latency_ms'].get('p99')} ms, "
         f"statuses {result['statuses']}, rows {result['rows_in_db']}, "
         f"cpu ms/req {result['cpu_ms_per_request']}, box busy {result['box_cpu_busy_pct']}%"
@@ -696,20 +776,18 @@ def profile_in_process(body_list: list[bytes]) -> dict:
 # function name): what a request spends where, Python and waiting on the database together.
 PROFILED = [
     ("geo311/open311/api.py", "post", "view: RequestCreateApi.post"),
+    ("geo311/open311/api.py", "initial", "view: form parsing and jurisdiction check"),
     ("geo311/open311/auth.py", "api_key_authenticate", "api key check"),
-    ("rest_framework/serializers.py", "is_valid", "input serializer (incl. category fetch)"),
-    ("geo311/selectors.py", "category_for_request_get", "category + questions + layers fetch"),
+    ("rest_framework/serializers.py", "is_valid", "input serializer"),
     ("geo311/services.py", "request_create", "services.request_create"),
     ("geo311/services.py", "attributes_clean", "attributes_clean"),
-    ("geo311/routing.py", "route", "routing.route"),
-    ("boundaries/selectors.py", "active_layer_ids", "active jurisdiction layers query"),
+    ("geo311/routing.py", "route", "routing.route (areas query + rules)"),
     ("geo311/duplicates.py", "duplicate_candidates", "duplicate_candidates"),
-    ("geo311/services.py", "initial_status", "initial status query"),
     ("django/db/models/base.py", "full_clean", "Model.full_clean"),
-    ("django/db/models/base.py", "save", "ServiceRequest.save"),
-    ("django/db/models/query.py", "create", "StatusEvent create"),
+    ("geo311/sql_requests.py", "request_insert", "request + first event INSERT"),
     ("django/db/transaction.py", "__exit__", "COMMIT"),
     ("rest_framework/response.py", "rendered_content", "response rendering"),
+    ("geo311/cache.py", "_load", "configuration reload"),
     ("psycopg/connection.py", "wait", "waiting on PostgreSQL (psycopg wait)"),
     ("django/db/models/sql/compiler.py", "as_sql", "ORM SQL compilation"),
 ]
@@ -759,6 +837,10 @@ def _kind(sql: str) -> str:
     head = s.split(" ", 1)[0].upper()
     if "make_interval" in s:
         return "SELECT duplicate candidates (geo311.sql_duplicates)"
+    if "ST_Covers" in s and "geo311_config_generation" in s:
+        return "SELECT areas at the point + generation (geo311.sql_requests)"
+    if s.startswith("WITH r AS (INSERT INTO"):
+        return "INSERT request + first status event (one statement)"
     if head in ("INSERT", "UPDATE", "DELETE"):
         m = re.search(r'(?:INTO|UPDATE|FROM) "?(\w+)"?', s)
         return f"{head} {m.group(1) if m else '?'}"
@@ -806,29 +888,23 @@ def run() -> dict:
     (workdir / "bodies.txt").write_bytes(b"\n".join(body_list))
     try:
         sweep = []
-        for workers, clients in SWEEP:
+        for config in SWEEP:
             sweep.append(
                 run_config(
-                    workers,
-                    clients,
+                    config,
                     workdir,
                     seconds=SWEEP_SECONDS,
                     max_requests=MEASURE_MAX,
-                    tag=f"sweep-w{workers}-c{clients}",
+                    tag=f"sweep-{config.tag}",
                 )
             )
         # The most 201s per second among the configurations within the p99 goal (all of them
         # when none is).
         fine = [r for r in sweep if r["latency_ms"].get("p99", 1e9) <= GOAL_P99_MS] or sweep
-        best = max(fine, key=lambda r: r["req_per_s_201"])
-        log(f"best: {best['workers']} workers, {best['clients']} clients; measuring")
+        best = Config(**max(fine, key=lambda r: r["req_per_s_201"])["config"])
+        log(f"best: {best.tag}; measuring")
         main = run_config(
-            best["workers"],
-            best["clients"],
-            workdir,
-            seconds=MEASURE_SECONDS,
-            max_requests=MEASURE_MAX,
-            tag="measure",
+            best, workdir, seconds=MEASURE_SECONDS, max_requests=MEASURE_MAX, tag="measure"
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -849,6 +925,7 @@ def run() -> dict:
         "statuses": main["statuses"],
         "workers": main["workers"],
         "clients": main["clients"],
+        "config": main["config"],
         "server": main["server"],
         "measure": main,
         "sweep": sweep,
@@ -864,11 +941,11 @@ def run() -> dict:
         "notes": [
             "value = 201 responses per second of the measured phase (closed loop: each client "
             "thread sends its next POST when the previous answer is in); latency = every "
-            "response, client side, connect included (gunicorn's sync worker closes after "
-            "each response).",
-            "load generator: one separate process (python -c), one http.client thread per client; "
-            "the box's 2 cores are shared by it, gunicorn, PostgreSQL and other jobs (see "
-            "box_cpu_busy_pct and load).",
+            "response, client side, connect included where the server closed the connection "
+            "(sync workers do after each response, gthread workers keep it alive).",
+            "load generator: one separate process (python -c), one thread and connection per "
+            "client, requests prepared as bytes, raw sockets; the box's 2 cores are shared by "
+            "it, gunicorn, PostgreSQL and other jobs (see box_cpu_busy_pct and load).",
             "cpu_ms_per_request: /proc utime+stime of the gunicorn workers, of the PostgreSQL "
             "backends of the bench database, and of the load generator, per response.",
             "in_process_profile: the same POST bodies through Django's test client (no "

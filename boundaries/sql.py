@@ -1,10 +1,11 @@
-"""SQL the ORM cannot say: set-based subdivision, diffs and topology checks over whole layers.
+"""SQL the ORM cannot say: set-based subdivision, diffs and topology checks over whole layers,
+and the reads and scratch tables of bulk point routing.
 
 Every statement is parameterised. Table names are written out (boundaries_boundary,
 boundaries_boundarypart: Django's names for the models) so each statement reads as it runs.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.db import connection
 
@@ -197,3 +198,46 @@ def layer_feature_collection(
             },
         )
         return cursor.fetchone()[0]
+
+
+# The pieces bulk routing tests points against (boundaries.selectors.points_places), as WKB:
+# only those of active versions whose box meets the points' box, so a city's import does not
+# read another city's layers.
+ACTIVE_PIECES = """
+SELECT bp.boundary_id, ST_AsBinary(bp.geom)
+FROM boundaries_boundarypart bp
+JOIN boundaries_layerversion v ON v.id = bp.version_id AND v.status = 'active'
+WHERE bp.geom && ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326)
+"""
+
+
+def active_pieces(*, bbox: tuple[float, float, float, float]) -> list[tuple[int, bytes]]:
+    """(boundary id, WKB polygon in 4326) of every active piece meeting ``bbox`` (west, south,
+    east, north in degrees)."""
+    west, south, east, north = bbox
+    with connection.cursor() as cursor:
+        cursor.execute(ACTIVE_PIECES, {"west": west, "south": south, "east": east, "north": north})
+        return [(boundary_id, bytes(wkb)) for boundary_id, wkb in cursor.fetchall()]
+
+
+# Places found by bulk routing, for set-based SQL to join: a temporary table, dropped at commit
+# (so only within a transaction), named once here for every caller.
+PLACE_TABLE = """
+DROP TABLE IF EXISTS boundary_place;
+CREATE TEMP TABLE boundary_place (
+    place_id integer PRIMARY KEY,
+    boundary_ids bigint[] NOT NULL
+) ON COMMIT DROP
+"""
+
+
+def places_copy(*, places: Sequence[Sequence[int]]) -> int:
+    """COPY places (place id = position in ``places``, its boundary ids) into the temporary
+    table ``boundary_place``; must run inside a transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(PLACE_TABLE)
+        with cursor.cursor.copy("COPY boundary_place (place_id, boundary_ids) FROM STDIN") as copy:
+            for place_id, boundary_ids in enumerate(places):
+                copy.write_row((place_id, list(boundary_ids)))
+        cursor.execute("ANALYZE boundary_place")
+    return len(places)

@@ -14,12 +14,16 @@ from .models import (
     ApiKey,
     AttributeValue,
     Department,
+    Follower,
     RoutingRule,
     ServiceAttribute,
     ServiceCategory,
+    ServiceLevel,
     ServiceRequest,
+    StaffProfile,
     Status,
     StatusEvent,
+    StatusTransition,
     Team,
 )
 
@@ -42,6 +46,11 @@ class ServiceAttributeInline(admin.StackedInline):
     show_change_link = True  # values are edited on the attribute's own page
 
 
+class ServiceLevelInline(admin.TabularInline):
+    model = ServiceLevel
+    extra = 0
+
+
 @admin.register(ServiceCategory)
 class ServiceCategoryAdmin(admin.ModelAdmin):
     list_display = ["service_code", "name", "group", "type", "default_department", "active"]
@@ -49,7 +58,7 @@ class ServiceCategoryAdmin(admin.ModelAdmin):
     list_select_related = ["default_department"]
     search_fields = ["service_code", "name", "keywords"]
     filter_horizontal = ["required_layers"]
-    inlines = [ServiceAttributeInline]
+    inlines = [ServiceLevelInline, ServiceAttributeInline]
 
 
 class AttributeValueInline(admin.TabularInline):
@@ -73,21 +82,46 @@ class RoutingRuleAdmin(admin.ModelAdmin):
     autocomplete_fields = ["category", "department"]
 
 
+class TransitionInline(admin.TabularInline):
+    model = StatusTransition
+    fk_name = "from_status"
+    extra = 0
+    verbose_name = "may change to"
+    verbose_name_plural = "may change to (the city's transitions)"
+
+
 @admin.register(Status)
 class StatusAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "open311_status", "is_initial", "order"]
+    list_display = ["code", "name", "open311_status", "is_initial", "is_duplicate", "order"]
     list_editable = ["order"]
+    inlines = [TransitionInline]
 
 
 class StatusEventInline(admin.TabularInline):
     model = StatusEvent
     extra = 0
-    fields = ("created_at", "status", "note", "public", "actor")
+    fields = (
+        "created_at",
+        "kind",
+        "status",
+        "note",
+        "internal_note",
+        "photo_url",
+        "public",
+        "actor",
+    )
     readonly_fields = fields
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # status changes go through the lifecycle services
+
+
+class FollowerInline(admin.TabularInline):
+    model = Follower
+    extra = 0
+    fields = ("email", "phone", "updates", "reason", "created_at", "unsubscribed_at")
+    readonly_fields = ("reason", "created_at")
 
 
 @admin.register(ServiceRequest)
@@ -112,11 +146,17 @@ class ServiceRequestAdmin(GISModelAdmin):
         "requested_at",
         "duplicate_score",
         "duplicate_reasons",
+        "duplicate_of",
+        # Status changes are checked against the city's transitions and recorded as events:
+        # the staff API does them (geo311.services.request_transition), not this form.
+        "status",
+        "closed_at",
     ]
-    # Staff confirm or clear the link; an id box, not a list of every request.
-    raw_id_fields = ["possible_duplicate_of"]
+    # Staff confirm or clear the link; an id box, not a list of every request. Merges go
+    # through the staff API (they move followers and close the duplicate): read-only here.
+    raw_id_fields = ["possible_duplicate_of", "assignee", "filed_by"]
     exclude = ["routing"]
-    inlines = [StatusEventInline]
+    inlines = [StatusEventInline, FollowerInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ServiceRequest]:
         return super().get_queryset(request).defer("attributes", "routing")
@@ -128,7 +168,16 @@ class ServiceRequestAdmin(GISModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "contact", "active", "created_at", "last_used_at"]
-    list_filter = ["active"]
+    list_display = ["name", "contact", "active", "may_post_updates", "department", "last_used_at"]
+    list_filter = ["active", "may_post_updates"]
     readonly_fields = ["created_at", "last_used_at"]
     search_fields = ["name", "contact"]
+
+
+@admin.register(StaffProfile)
+class StaffProfileAdmin(admin.ModelAdmin):
+    list_display = ["user", "department", "team"]
+    list_filter = ["department"]
+    list_select_related = ["user", "department", "team"]
+    search_fields = ["user__username", "user__email"]
+    raw_id_fields = ["user"]

@@ -4,15 +4,18 @@ each with its own input and output serializers."""
 from typing import Any
 
 from django.contrib.gis.geos import Point
-from drf_spectacular.utils import extend_schema
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import selectors, services
 from .duplicates import Candidate, nearby_candidates
-from .models import ServiceCategory
+from .models import Follower, FollowerUpdates, ServiceCategory, ServiceRequest
 from .open311.serializers import W3CDateTimeField
 
 MAX_CANDIDATES = 20
@@ -106,3 +109,93 @@ class NearbyRequestsApi(APIView):
                 "candidates": candidates,
             }
         )
+
+
+class FollowersOutputSerializer(serializers.Serializer):
+    """How many follow a request; never who."""
+
+    service_request_id = serializers.CharField(help_text="the request followed (the original)")
+    followers = serializers.IntegerField()
+
+
+def _public_request(public_id: str) -> ServiceRequest:
+    try:
+        return ServiceRequest.objects.select_related("duplicate_of").get(public_id=public_id)
+    except ServiceRequest.DoesNotExist:
+        raise NotFound({"service_request_id": f"no request {public_id}"}) from None
+
+
+class FollowRequestApi(APIView):
+    """Follow a request already reported instead of filing it again: be told of its progress
+    by email or SMS. A merged duplicate is followed through its original. Public; the answer
+    says how many follow it, never who (nor whether this contact followed before)."""
+
+    authentication_classes: list = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema_serializer(component_name="FollowRequestInput")
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField(required=False, default="", allow_blank=True)
+        phone = serializers.CharField(required=False, default="", allow_blank=True, max_length=50)
+        updates = serializers.ChoiceField(
+            choices=FollowerUpdates.choices, required=False, default=FollowerUpdates.ALL
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: FollowersOutputSerializer})
+    def post(self, request: Request, public_id: str) -> Response:
+        found = _public_request(public_id)
+        params = self.InputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            follower = services.request_follow(request=found, **params.validated_data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
+        followed = ServiceRequest.objects.get(pk=follower.request_id)
+        body = {
+            "service_request_id": followed.public_id,
+            "followers": selectors.follower_count(request=followed),
+        }
+        return Response(FollowersOutputSerializer(body).data, status=201)
+
+
+class FollowersApi(APIView):
+    """How many people follow a request (public)."""
+
+    authentication_classes: list = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(responses=FollowersOutputSerializer)
+    def get(self, request: Request, public_id: str) -> Response:
+        found = _public_request(public_id)
+        followed = found.duplicate_of or found
+        body = {
+            "service_request_id": followed.public_id,
+            "followers": selectors.follower_count(request=followed),
+        }
+        return Response(FollowersOutputSerializer(body).data)
+
+
+class UnsubscribeApi(APIView):
+    """Stop following: the token comes in the link of every message (no account needed)."""
+
+    authentication_classes: list = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema_serializer(component_name="UnsubscribeInput")
+    class InputSerializer(serializers.Serializer):
+        token = serializers.CharField(max_length=64)
+
+    @extend_schema_serializer(component_name="UnsubscribeOutput")
+    class OutputSerializer(serializers.Serializer):
+        service_request_id = serializers.CharField(source="request.public_id")
+        unsubscribed = serializers.BooleanField(default=True)
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request) -> Response:
+        params = self.InputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            follower = services.follower_unsubscribe(token=params.validated_data["token"])
+        except Follower.DoesNotExist:
+            raise NotFound({"token": "no follower with this token"}) from None
+        return Response(self.OutputSerializer(follower).data)

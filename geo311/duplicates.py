@@ -20,7 +20,7 @@ defaults in settings.
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import TypeVar, cast
 
 from django.conf import settings
@@ -67,7 +67,7 @@ class Weights:
         return cls(**{name: float(values[name]) for name in names})
 
     def as_params(self) -> dict[str, float]:
-        return {f"w_{name}": value for name, value in asdict(self).items()}
+        return {f"w_{f.name}": getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,7 @@ def _partial(model: type[M], values: dict[str, object]) -> M:
 
 
 _CANDIDATE_AT = 1 + len(sql.PROBE_COLUMNS)
+_SCORE_AT = _CANDIDATE_AT + sql.COLUMNS.index("score")
 
 
 def _candidate(row: tuple, *, group: str) -> Candidate:
@@ -255,9 +256,11 @@ def duplicate_candidates(
     exclude_id: int | None = None,
     public_id: str | None = None,
     limit: int = 5,
+    min_score: float = 0.0,
 ) -> list[Candidate]:
     """The ``limit`` best duplicate candidates for a report of ``category`` at ``point``
-    (EPSG:4326) made at ``at`` (default now), best first. One query.
+    (EPSG:4326) made at ``at`` (default now), best first, leaving out those scoring below
+    ``min_score``. One query.
 
     ``public_id`` (of a stored request being re-checked) hides requests made at the same instant
     with a larger id; ``exclude_id`` hides one request (itself).
@@ -275,7 +278,7 @@ def duplicate_candidates(
     return [
         _candidate(row, group=category.group)
         for row in sql.candidates_one(params=params)
-        if row[_CANDIDATE_AT] is not None
+        if row[_CANDIDATE_AT] is not None and row[_SCORE_AT] >= min_score
     ]
 
 

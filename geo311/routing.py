@@ -1,18 +1,21 @@
 """Which department serves a point for a category, and why.
 
-``route`` answers with one boundary query and one rules query; the answer carries the rule and
-the matched boundaries (layer, code, name, version) so they can be frozen on the request.
+``route`` answers with one query (the areas covering the point, the active jurisdiction layers
+and the configuration's generation); the rules and the category's required layers come from the
+process's copy of the city configuration (``geo311.cache``). The answer carries the rule and the
+matched areas (layer, code, name, version) so they can be frozen on the request.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 from django.contrib.gis.geos import Point
-from django.db.models import Q
 
-from boundaries.models import Boundary, LayerKind
-from boundaries.selectors import active_layer_ids, boundaries_containing
+from boundaries.models import Boundary
 
+from . import sql_requests
+from .cache import CityConfig, ConfigurationChanged, city_config
 from .models import Department, RoutingRule, ServiceCategory, Team
 
 
@@ -20,12 +23,30 @@ class RoutingError(Exception):
     """The point cannot be served for this category; the message says why."""
 
 
+@dataclass(frozen=True)
+class Area:
+    """A boundary a point fell in, as routing reads it and the request stores it."""
+
+    layer_id: int
+    layer: str  # the layer's slug
+    code: str
+    name: str
+    version: int  # the layer version's number
+
+    @classmethod
+    def of(cls, boundary: Boundary) -> "Area":
+        version = boundary.version
+        return cls(
+            version.layer_id, version.layer.slug, boundary.code, boundary.name, version.number
+        )
+
+
 @dataclass
 class Routing:
     department: Department
     team: Team | None
     rule: RoutingRule | None
-    boundaries: list[Boundary] = field(default_factory=list)
+    boundaries: list[Area] = field(default_factory=list)
 
     def as_record(self) -> dict:
         """What is stored on the request: readable after rules and boundary versions change."""
@@ -35,47 +56,51 @@ class Routing:
             "department": self.department.slug,
             "team": self.team.slug if self.team else None,
             "boundaries": [
-                {
-                    "layer": b.version.layer.slug,
-                    "code": b.code,
-                    "name": b.name,
-                    "version": b.version.number,
-                }
-                for b in self.boundaries
+                {"layer": a.layer, "code": a.code, "name": a.name, "version": a.version}
+                for a in self.boundaries
             ],
         }
 
 
-def route(*, category: ServiceCategory, point: Point) -> Routing:
-    """Route a WGS84 point for ``category``; raise RoutingError when it is not served."""
-    matched = list(boundaries_containing(point=point))
-    layer_ids = {b.version.layer_id for b in matched}
-    rules = RoutingRule.objects.filter(
-        Q(category=category) | Q(category__isnull=True, group__in=[category.group, ""]),
-        Q(layer__isnull=True) | Q(layer_id__in=list(layer_ids)),
-    ).select_related("department", "team", "layer", "category")
+def route(*, category: ServiceCategory, point: Point, config: CityConfig | None = None) -> Routing:
+    """Route a WGS84 point for ``category``; raise RoutingError when it is not served. One query.
+
+    ``config`` is the configuration the caller decided the rest of the request with; when the
+    query finds the configuration has moved on since, ConfigurationChanged (decide again with
+    ``cache.city_config()``). Without it, the configuration at the query's generation is used.
+    """
+    if point.srid not in (None, 4326):
+        point = cast(Point, point.transform(4326, clone=True))
+    found = sql_requests.areas_at(lon=point.x, lat=point.y)
+    if config is None:
+        config = city_config(generation=found.generation)
+    elif config.generation != found.generation:
+        raise ConfigurationChanged(
+            f"configuration {config.generation} is now at {found.generation}"
+        )
+    definition = config.definition(category)
     return route_among(
-        category=category,
-        matched=matched,
-        outline_layer_ids=active_layer_ids(kind=LayerKind.JURISDICTION),
-        rules=rules,
+        category=definition,
+        matched=[Area(*row) for row in found.areas],
+        outline_layer_ids=found.outline_layer_ids,
+        rules=config.rules_for(definition),
     )
 
 
 def route_among(
     *,
     category: ServiceCategory,
-    matched: list[Boundary],
+    matched: list[Area],
     outline_layer_ids: set[int],
     rules: Iterable[RoutingRule],
 ) -> Routing:
     """``route`` without queries, for callers that route many categories at one point (coverage):
-    ``matched`` are the boundaries containing the point, ``outline_layer_ids`` the active
+    ``matched`` are the areas containing the point, ``outline_layer_ids`` the active
     jurisdiction layers, ``rules`` any superset of the rules that may apply, in priority order.
     """
-    by_layer: dict[int, list[Boundary]] = {}
-    for boundary in matched:
-        by_layer.setdefault(boundary.version.layer_id, []).append(boundary)
+    by_layer: dict[int, list[Area]] = {}
+    for area in matched:
+        by_layer.setdefault(area.layer_id, []).append(area)
 
     if outline_layer_ids and not any(layer_id in by_layer for layer_id in outline_layer_ids):
         raise RoutingError("the location is outside the area this service covers")
@@ -86,7 +111,7 @@ def route_among(
             f"'{category.name}' cannot be routed there"
         )
 
-    codes = {(b.version.layer_id, b.code) for b in matched}
+    codes = {(a.layer_id, a.code) for a in matched}
     best: RoutingRule | None = None
     for rule in rules:
         if rule.category_id and rule.category_id != category.pk:

@@ -15,15 +15,18 @@ The score is a logistic function of the features (weights are parameters, see
 
 import re
 from collections.abc import Iterable
-from typing import Any, cast
 
-import psycopg
 from django.db import connection
+
+from .prepared import fetch_all
 
 # A candidate "came before" the probe when it was requested earlier, or at the same instant with
 # a smaller public id: exports often carry dates without times, and the city's own numbering
 # orders a day's requests. Ids compare by length first so numeric ids sort as numbers. A probe
 # without a public id (a request not yet filed) sees everything requested up to its time.
+#
+# A request merged into another is never a candidate: its original is the one to follow or to
+# link to (staff merges keep every link pointing at an original).
 #
 # Every probe whose category exists gives at least one row: its category's policy, then the
 # candidate's columns (all NULL when it has none), so one query also says whether the category
@@ -89,6 +92,7 @@ LEFT JOIN LATERAL (
                OR (length(r.public_id), r.public_id) < (length(p.public_id), p.public_id))
           AND (r.closed_at IS NULL OR r.closed_at > p.at - cfg.recently_closed)
           AND r.id IS DISTINCT FROM p.exclude_id
+          AND r.duplicate_of_id IS NULL
     ) f
     ORDER BY score DESC, f.distance_m, f.requested_at DESC, f.id
     LIMIT %(limit)s::int
@@ -173,34 +177,13 @@ WHERE r.source = ANY (%(sources)s)
 """
 
 
-class _PreparedCursor(psycopg.Cursor):
-    """Binds parameters on the server and prepares the statement on first use; psycopg keeps
-    it for the life of the connection (persistent: CONN_MAX_AGE)."""
-
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> "_PreparedCursor":
-        kwargs["prepare"] = True
-        return super().execute(query, params, **kwargs)
-
-
 def candidates_one(*, params: dict) -> list[tuple]:
     """Run ``CANDIDATES_ONE``; rows are (probe_id, *PROBE_COLUMNS, *COLUMNS).
 
-    This runs on every nearby lookup and every submit. Planned afresh (Django binds parameters
-    on the client), it spends about as long in the planner as in the executor; as a prepared
-    statement, once per connection. It still goes through Django's cursor wrapper, so it is
-    logged and counted like any other query.
+    This runs on every nearby lookup and every submit. Planned afresh, it spends about as long
+    in the planner as in the executor: it is a prepared statement (``geo311.prepared``).
     """
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    raw = cast(Any, _PreparedCursor(connection.connection))
-    cursor = (
-        connection.make_debug_cursor(raw)
-        if connection.queries_logged
-        else connection.make_cursor(raw)
-    )
-    with cursor:
-        cursor.execute(CANDIDATES_ONE, params)
-        return cursor.fetchall()
+    return fetch_all(CANDIDATES_ONE, params)
 
 
 def probes_from_requests(*, sources: Iterable[str]) -> int:

@@ -2,8 +2,10 @@
 
 ``import_request_file`` is what the ``import_requests`` command and the tests call. A *mapping*
 file (YAML or JSON, see ``importers/mappings/chicago_sanitation.yaml``) names the columns. Each
-row is checked in Python (ids, categories, statuses, dates, coordinates) with no query per row;
-the clean rows are copied to a staging table and routed and inserted by set-based SQL
+row is checked in Python (ids, categories, statuses, dates, coordinates) with no query per row,
+and its address gets the normal form duplicate detection compares; the points of the clean rows
+are placed in the active boundaries all at once (``boundaries.selectors.points_places``); the
+rows are copied to a staging table and routed and inserted by set-based SQL
 (``geo311.sql.import_staged_requests``): the same most-specific-rule routing as
 ``geo311.routing.route``, the same jurisdiction and required-layer checks, one transaction per
 file. Every row is accounted for: imported, already present (same id from the same file name,
@@ -13,7 +15,6 @@ so a re-run adds nothing), or rejected with its row number (the header is row 1)
 import csv
 import datetime as dt
 import json
-import math
 import time
 import zoneinfo
 from collections import Counter
@@ -29,10 +30,15 @@ from django.db import IntegrityError, connection, transaction
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
+from boundaries import sql as boundaries_sql
+from boundaries.selectors import points_places
 from geo311 import sql
-from geo311.models import RoutingRule, ServiceCategory, Status
+from geo311.addresses import normalize_address
+from geo311.models import RoutingRule, ServiceCategory, ServiceRequest, Status
 
 Progress = Callable[[str], None]
+
+ADDRESS_LENGTH = ServiceRequest._meta.get_field("address").max_length or 300
 
 
 class RequestImportError(Exception):
@@ -284,7 +290,11 @@ class RequestImportReport:
 
 @dataclass
 class _Clean:
-    stage_rows: list[tuple]  # what the staging table receives, one tuple per clean row
+    # What the staging table receives, one tuple per clean row, but its place; the row's point
+    # is (lons[i], lats[i]).
+    stage_rows: list[tuple]
+    lons: np.ndarray
+    lats: np.ndarray
     rejected: dict[int, str]  # row number → reason
     closed_at_created: int
 
@@ -307,14 +317,12 @@ class _Dates:
     def __init__(self, fmt: str, tz: zoneinfo.ZoneInfo):
         self.fmt = fmt
         self.tz = tz
-        self.seen: dict[str, str | None] = {}
+        self.seen: dict[str, dt.datetime | None] = {}
 
-    def __call__(self, text: str) -> str | None:
+    def __call__(self, text: str) -> dt.datetime | None:
         if text not in self.seen:
             try:
-                self.seen[text] = (
-                    dt.datetime.strptime(text, self.fmt).replace(tzinfo=self.tz).isoformat()
-                )
+                self.seen[text] = dt.datetime.strptime(text, self.fmt).replace(tzinfo=self.tz)
             except ValueError:
                 self.seen[text] = None
         return self.seen[text]
@@ -355,27 +363,66 @@ def _check_rows(
     ids = column(mapping.id_column)
     created = column(mapping.created_column)
     closed = column(mapping.closed_column) if mapping.closed_column else [""] * len(rows)
-    category_texts = column(mapping.category.column) if mapping.category else None
-    status_texts = column(mapping.status.column) if mapping.status else None
+    n = len(rows)
+    category_column = mapping.category.column if mapping.category else ""
+    status_column = mapping.status.column if mapping.status else ""
+    category_texts = column(category_column) if mapping.category else [""] * n
+    status_texts = column(status_column) if mapping.status else [""] * n
     if mapping.lat_column:
         lons, lats = _floats(column(mapping.lon_column)), _floats(column(mapping.lat_column))
     else:
         lons, lats = _to_wgs84(
             _floats(column(mapping.x_column)), _floats(column(mapping.y_column)), mapping.srid
         )
-    addresses = column(mapping.address_column) if mapping.address_column else None
-    zips = column(mapping.zip_column) if mapping.zip_column else None
-    descriptions = [column(c) for c in mapping.description_columns]
-    attributes = [(a, column(a.column)) for a in mapping.attributes]
-    initial = statuses[""][0]  # rows without a status column start, and stay, in it
+    # Columns first, each distinct value once (exports repeat their categories, statuses,
+    # dates, answers, ZIP codes and many addresses), then one light pass over the rows.
+    codes = (
+        _each_distinct(category_texts, mapping.category.get)
+        if mapping.category
+        else [mapping.service_code] * n
+    )
+    # Without a status column, rows start and stay in the initial status (statuses[""]).
+    status_codes = _each_distinct(status_texts, mapping.status.get) if mapping.status else [""] * n
+    created_at = _each_distinct(created, created_parse)
+    closed_at_of = _each_distinct(closed, closed_parse)
+    no_coordinates = (np.isnan(lons) | np.isnan(lats)).tolist()
+    bad_coordinates = (
+        np.isinf(lons) | np.isinf(lats) | (np.abs(lons) > 180) | (np.abs(lats) > 90)
+    ).tolist()
+    lon_list, lat_list = lons.tolist(), lats.tolist()
+    attribute_columns = [column(a.column) for a in mapping.attributes]
+    answers = (
+        _each_distinct(
+            list(zip(*attribute_columns, strict=True)),
+            lambda key: _answers(mapping.attributes, key),
+        )
+        if attribute_columns
+        else ["{}"] * n
+    )
+    description_columns = [column(c) for c in mapping.description_columns]
+    descriptions = (
+        ["; ".join(filter(None, parts))[:4000] for parts in zip(*description_columns, strict=True)]
+        if description_columns
+        else [""] * n
+    )
+    addresses = (
+        [a[:ADDRESS_LENGTH] for a in column(mapping.address_column)]
+        if mapping.address_column
+        else [""] * n
+    )
+    # The normal form duplicate detection compares, as request_create stores it (~10 µs an
+    # address: once per distinct one).
+    address_keys = _each_distinct(
+        addresses, lambda a: normalize_address(a)[:ADDRESS_LENGTH] if a else ""
+    )
+    zips = _each_distinct(column(mapping.zip_column), _zip) if mapping.zip_column else [""] * n
 
     rejected: dict[int, str] = {}
-    answers_json: dict[tuple[str, ...], str] = {}  # few distinct answers: encode each once
-    point_ids: dict[tuple[float, float], int] = {}  # one id per distinct location
     first_row: dict[str, int] = {}
     stage: list[tuple] = []
+    clean: list[int] = []
     closed_at_created = 0
-    for i in range(len(rows)):
+    for i in range(n):
         row_no = i + 2
         public_id = ids[i]
         if not public_id:
@@ -388,27 +435,19 @@ def _check_rows(
             continue
         first_row[public_id] = row_no
 
-        if category_texts is not None and mapping.category is not None:
-            code = mapping.category.get(category_texts[i])
-            if code is None:
-                rejected[row_no] = (
-                    f"unknown category: '{category_texts[i]}' in {mapping.category.column}"
-                )
-                continue
-        else:
-            code = mapping.service_code
+        code = codes[i]
+        if code is None:
+            rejected[row_no] = f"unknown category: '{category_texts[i]}' in {category_column}"
+            continue
         category_id = categories[code]
 
-        if status_texts is not None and mapping.status is not None:
-            status_code = mapping.status.get(status_texts[i])
-            if status_code is None:
-                rejected[row_no] = f"unknown status: '{status_texts[i]}' in {mapping.status.column}"
-                continue
-            status_id, is_closed = statuses[status_code]
-        else:
-            status_id, is_closed = initial, False
+        status_code = status_codes[i]
+        if status_code is None:
+            rejected[row_no] = f"unknown status: '{status_texts[i]}' in {status_column}"
+            continue
+        status_id, is_closed = statuses[status_code]
 
-        requested_at = created_parse(created[i]) if created[i] else None
+        requested_at = created_at[i]
         if requested_at is None:
             rejected[row_no] = (
                 f"unparseable date: {mapping.created_column} '{created[i]}' "
@@ -420,7 +459,7 @@ def _check_rows(
         closed_at = None
         if is_closed:
             if closed[i]:
-                closed_at = closed_parse(closed[i])
+                closed_at = closed_at_of[i]
                 if closed_at is None:
                     rejected[row_no] = (
                         f"unparseable date: {mapping.closed_column} '{closed[i]}' "
@@ -440,20 +479,14 @@ def _check_rows(
                 rejected[row_no] = f"no date: closed status but {mapping.closed_column} is empty"
                 continue
 
-        lon, lat = lons[i], lats[i]
-        if math.isnan(lon) or math.isnan(lat):
+        if no_coordinates[i]:
             rejected[row_no] = "no coordinates"
             continue
-        if math.isinf(lon) or math.isinf(lat) or abs(lon) > 180 or abs(lat) > 90:
+        if bad_coordinates[i]:
             rejected[row_no] = "bad coordinates: not a longitude/latitude (wrong srid?)"
             continue
 
-        key = tuple(texts[i] for _spec, texts in attributes)
-        answers = answers_json.get(key)
-        if answers is None:
-            answers = answers_json[key] = _answers(attributes, key)
-        description = "; ".join(d[i] for d in descriptions if d[i])
-        point_id = point_ids.setdefault((lon, lat), len(point_ids) + 1)
+        clean.append(i)
         stage.append(
             (
                 row_no,
@@ -462,21 +495,33 @@ def _check_rows(
                 status_id,
                 requested_at,
                 closed_at,
-                point_id,
-                float(lon),
-                float(lat),
-                addresses[i] if addresses else "",
-                _zip(zips[i]) if zips else "",
-                description[:4000],
-                answers,
+                lon_list[i],
+                lat_list[i],
+                addresses[i],
+                address_keys[i],
+                zips[i],
+                descriptions[i],
+                answers[i],
             )
         )
-    return _Clean(stage_rows=stage, rejected=rejected, closed_at_created=closed_at_created)
+    return _Clean(
+        stage_rows=stage,
+        lons=lons[clean],
+        lats=lats[clean],
+        rejected=rejected,
+        closed_at_created=closed_at_created,
+    )
 
 
-def _answers(attributes: list[tuple[AttributeMap, list[str]]], texts: tuple[str, ...]) -> str:
+def _each_distinct(values: list[Any], f: Callable[[Any], Any]) -> list[Any]:
+    """``[f(v) for v in values]``, calling ``f`` once per distinct value."""
+    done = {v: f(v) for v in set(values)}
+    return [done[v] for v in values]
+
+
+def _answers(attributes: tuple[AttributeMap, ...], texts: tuple[str, ...]) -> str:
     answers: dict[str, str] = {}
-    for (spec, _column), text in zip(attributes, texts, strict=True):
+    for spec, text in zip(attributes, texts, strict=True):
         if not text:
             continue
         value = text if spec.values is None else spec.values.get(text, spec.default)
@@ -536,6 +581,20 @@ def _lookups(mapping: RequestMapping) -> tuple[dict[str, int], dict[str, tuple[i
         )
     statuses[""] = (initial, False)  # the initial status, for mappings without a status column
     return categories, statuses, initial
+
+
+def _places_of_rows(lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
+    """The place of each row's point (copied to ``boundary_place``), each distinct point
+    placed once: exports repeat locations (74,377 Chicago rows have 48,462 points)."""
+    order = np.lexsort((lats, lons))
+    x, y = lons[order], lats[order]
+    first = np.ones(len(x), dtype=bool)
+    first[1:] = (x[1:] != x[:-1]) | (y[1:] != y[:-1])
+    point_of_row = np.empty(len(lons), dtype=np.int64)
+    point_of_row[order] = np.cumsum(first) - 1
+    found = points_places(lons=x[first], lats=y[first])
+    boundaries_sql.places_copy(places=found.places)
+    return found.of_point[point_of_row]
 
 
 def _write_rejects(
@@ -599,7 +658,16 @@ def import_request_file(
     rejected = dict(clean.rejected)
     try:
         with transaction.atomic():
-            sql.stage_requests(rows=clean.stage_rows)
+            # Inside the transaction: the boundaries the rows are routed through are the ones
+            # active when they are stored.
+            place_of_row = _places_of_rows(clean.lons, clean.lats)
+            lap("route points")
+            sql.stage_requests(
+                rows=(
+                    (*row, place)
+                    for row, place in zip(clean.stage_rows, place_of_row.tolist(), strict=True)
+                )
+            )
             lap("stage")
             say("routing and storing")
             outcome = sql.import_staged_requests(

@@ -62,3 +62,10 @@ def chicago_city(django_db_setup, django_db_blocker):  # type: ignore[no-untyped
         city_config_load(data=read_config(DEMO / "city.yaml"))
         yield
         _clear_city()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
+    """Staff accounts are made in many tests; the production hasher takes a good part of a
+    second per password on a shared machine."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

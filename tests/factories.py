@@ -1,7 +1,8 @@
-"""Factories for boundary models. Boundaries made here get their lookup parts through the
-service, as imports do."""
+"""Factories for boundary models (boundaries made here get their lookup parts through the
+service, as imports do) and staff accounts."""
 
 import factory
+from django.contrib.auth.models import User
 from django.contrib.gis.geos import MultiPolygon, Polygon
 
 from boundaries import services
@@ -52,3 +53,23 @@ class BoundaryFactory(factory.django.DjangoModelFactory):
     @classmethod
     def _create(cls, model_class: type[Boundary], *args: object, **kwargs: object) -> Boundary:
         return services.boundary_save(boundary=model_class(*args, **kwargs))
+
+
+def staff_user(
+    username: str, role: str, department: str = "", team: str = "", **extra: object
+) -> User:
+    """A staff account made as ``manage.py create_staff`` makes it: the role's group and a
+    profile in ``department`` (slug) and ``team`` (slug)."""
+    from geo311.models import Department, Team
+    from geo311.roles import staff_user_create
+
+    dept = Department.objects.get(slug=department) if department else None
+    crew = Team.objects.get(department=dept, slug=team) if team else None
+    user, _ = staff_user_create(
+        username=username, role=role, department=dept, team=crew, password="pw-" + username
+    )
+    for name, value in extra.items():
+        setattr(user, name, value)
+    if extra:
+        user.save()
+    return user

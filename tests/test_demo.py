@@ -25,6 +25,7 @@ def test_load_demo_twice_loads_chicago_once_and_keeps_the_password(
     assert f"password '{password}'" in second
     assert authenticate(username="admin", password=password) is not None
     assert LayerVersion.objects.count() == 6
+    assert "staff roles: call-taker, crew, department-staff, manager, gis-admin" in second
 
     body = client.get("/api/v1/boundaries/lookup", {"lat": LOOP[0], "lon": LOOP[1]}).json()
     found = {g["layer"]: g["boundaries"][0]["name"] for g in body["layers"]}

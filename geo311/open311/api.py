@@ -8,6 +8,7 @@ accepts ``jurisdiction_id``. Reads go through ``geo311.selectors``, the one writ
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import QueryDict
 from django.urls import reverse
@@ -18,12 +19,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from geo311 import selectors
+from geo311.cache import CityConfig, city_config, city_config_unchecked
+from geo311.duplicates import duplicate_candidates, policy_for
 from geo311.models import ServiceCategory, ServiceRequest
-from geo311.services import request_create
+from geo311.notifications.services import reporter_preference_set
+from geo311.services import request_create, request_update_from_external, status_for_update
 
 from . import serializers as s
 from .auth import api_key_authenticate
-from .errors import bad_request, exception_handler, from_django, not_found
+from .errors import bad_request, exception_handler, forbidden, from_django, not_found
 from .renderers import Open311JSONRenderer, Open311XMLRenderer, SuffixNegotiation
 
 # When this API last changed in a way clients should know about (discovery's changeset).
@@ -76,6 +80,7 @@ class Open311Api(APIView):
     # XML element names: the document's root and, for lists, each item.
     xml_root = ""
     xml_item = ""
+    form: QueryDict
 
     def get_exception_handler(self) -> Any:
         return exception_handler
@@ -93,9 +98,11 @@ class Open311Api(APIView):
                 length = 0
             if length > MAX_POST_BYTES:
                 raise bad_request("", f"the request body is larger than {MAX_POST_BYTES} bytes")
+        # The form without its empty parameters, read once (POST only).
+        self.form = present(request.data) if request.method == "POST" else QueryDict()
         jurisdiction = request.query_params.get("jurisdiction_id", "").strip()
         if not jurisdiction and request.method == "POST":
-            jurisdiction = str(present(request.data).get("jurisdiction_id", "")).strip()
+            jurisdiction = str(self.form.get("jurisdiction_id", "")).strip()
         if jurisdiction and jurisdiction != settings.GEO311_JURISDICTION_ID:
             raise not_found(
                 "jurisdiction_id",
@@ -211,15 +218,34 @@ class RequestCreateApi(Open311Api):
     )
     @extend_schema(request={"application/x-www-form-urlencoded": s.RequestCreateInputSerializer})
     def post(self, request: Request, fmt: str) -> Response:
-        data = present(request.data)
-        api_key_authenticate(key=str(data.get("api_key", "")))
+        # Decided with this process's copy of the configuration, which routing checks in its
+        # query: a copy found out of date there, or one that led to any error, is checked (one
+        # query) and, when it was out of date, the request is decided again from the start.
+        # Nothing is written before the check.
+        config = city_config_unchecked()
+        for _ in range(2):  # a third edit in the meantime would be a very busy admin
+            try:
+                return self.create(config)
+            except Exception:
+                current = city_config()
+                if current is config:
+                    raise
+                config = current
+        return self.create(config)
+
+    def create(self, config: CityConfig) -> Response:
+        data = self.form
+        api_key_authenticate(key=str(data.get("api_key", "")), config=config)
         uploads = [key for key, value in data.items() if not isinstance(value, str)]
         if uploads:
             raise bad_request(uploads[0], "files are not taken here; send a media_url")
-        params = s.RequestCreateInputSerializer(data=data)
+        params = s.RequestCreateInputSerializer(data=data, context={"config": config})
         params.is_valid(raise_exception=True)
+        notify = params.validated_data.pop("notify")
         try:
-            created = request_create(**params.validated_data)
+            created = request_create(**params.validated_data, config=config)
+            if notify:
+                reporter_preference_set(request=created, notify=notify)
         except DjangoValidationError as exc:
             raise from_django(exc, names={"location": params.location_parameter}) from None
         return Response(s.RequestCreatedSerializer([created], many=True).data, status=201)
@@ -290,6 +316,94 @@ class RequestUpdatesApi(Open311Api):
         offset, limit = window.pop("offset"), window.pop("limit")
         updates = selectors.request_updates(**window)[offset:limit]
         return Response(s.RequestUpdateSerializer(updates, many=True).data)
+
+
+class RequestUpdateCreateApi(Open311Api):
+    xml_root, xml_item = "service_request_updates", "request_update"
+
+    @documented(
+        "open311_request_updates_create",
+        "Post a request update",
+        "Form-encoded, from an external system whose api_key may post updates (a work-order "
+        "system): a new status (a city status code; checked against the city's transitions) "
+        "or, without one, a public note. update_id is your own id for the update: the same id "
+        "is refused the second time. Answers with the update as the updates feed lists it.",
+        [],
+        {201: s.RequestUpdateSerializer(many=True), 400: ERRORS, 403: ERRORS, 404: ERRORS},
+    )
+    @extend_schema(
+        request={"application/x-www-form-urlencoded": s.RequestUpdateCreateInputSerializer}
+    )
+    def post(self, request: Request, fmt: str) -> Response:
+        data = present(request.data)
+        api_key = api_key_authenticate(key=str(data.get("api_key", "")), config=city_config())
+        params = s.RequestUpdateCreateInputSerializer(data=data)
+        params.is_valid(raise_exception=True)
+        update = params.validated_data
+        public_id = _path_value("service_request_id", update["service_request_id"])
+        try:
+            found = ServiceRequest.objects.select_related("status").get(public_id=public_id)
+        except ServiceRequest.DoesNotExist:
+            raise not_found("service_request_id", f"no request {public_id}") from None
+        try:
+            status = status_for_update(code=update["status"]) if "status" in update else None
+            event = request_update_from_external(
+                request=found,
+                api_key=api_key,
+                update_id=update["update_id"],
+                status=status,
+                description=update["description"],
+                media_url=update["media_url"],
+            )
+        except PermissionDenied as exc:
+            raise forbidden(str(exc)) from None
+        except DjangoValidationError as exc:
+            raise from_django(
+                exc, names={"public_note": "description", "photo_url": "media_url"}
+            ) from None
+        event = selectors.request_updates().get(pk=event.pk)
+        return Response(s.RequestUpdateSerializer([event], many=True).data, status=201)
+
+
+class RequestUpdatesEndpointApi(RequestUpdatesApi, RequestUpdateCreateApi):
+    """``/servicerequestupdates.{fmt}``: GET lists (``RequestUpdatesApi``), POST takes one
+    from an external system (``RequestUpdateCreateApi``)."""
+
+
+class RequestNearbyApi(Open311Api):
+    xml_root, xml_item = "nearby_requests", "request"
+
+    @documented(
+        "open311_request_nearby",
+        "Requests a request may repeat",
+        "Extension: the earlier requests this one may repeat, best first, each with its score "
+        "(0-1), whether it reaches the likely threshold and the reasons in plain words (the "
+        "duplicate search of filing, as of the request's own time). No reporter details.",
+        [s.NearbyInputSerializer],
+        {200: s.NearbyRequestSerializer(many=True), 404: ERRORS},
+    )
+    def get(self, request: Request, service_request_id: str, fmt: str) -> Response:
+        params = s.NearbyInputSerializer(data=present(request.query_params))
+        params.is_valid(raise_exception=True)
+        public_id = _path_value("service_request_id", service_request_id)
+        try:
+            found = ServiceRequest.objects.select_related("category").get(public_id=public_id)
+        except ServiceRequest.DoesNotExist:
+            raise not_found("service_request_id", f"no request {public_id}") from None
+        candidates = duplicate_candidates(
+            category=found.category,
+            point=found.location,
+            at=found.requested_at,
+            address=found.address,
+            description=found.description,
+            public_id=found.public_id,
+            exclude_id=found.pk,
+            limit=params.validated_data["limit"],
+        )
+        likely = policy_for(category=found.category).likely_score
+        return Response(
+            s.NearbyRequestSerializer(candidates, many=True, context={"likely_score": likely}).data
+        )
 
 
 class CoverageApi(Open311Api):

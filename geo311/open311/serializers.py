@@ -21,6 +21,8 @@ from rest_framework import serializers
 from geo311 import selectors
 from geo311.addresses import AddressNotFound, address_get, address_resolve
 from geo311.models import Channel, ServiceCategory, ServiceRequest, ServiceType, StatusEvent
+from geo311.notifications.models import Notify
+from geo311.notifications.services import reporter_preference_check
 from geo311.services import Reporter, location_from_lat_long
 
 from .errors import not_found
@@ -76,6 +78,25 @@ class CommaListField(serializers.CharField):
                     f"not one of {', '.join(self.choices)}: {', '.join(wrong)}"
                 )
         return items
+
+
+class ShallowFieldsMixin:
+    """For the serializers of POST /requests, built on every request: DRF gives each instance a
+    deep copy of every declared field (each rebuilt from its arguments, validators and all) so
+    that an instance may change its fields. These never change theirs, and a plain field keeps
+    no state but its binding to the instance, which DRF sets on the copy: a shallow copy serves.
+    """
+
+    _declared_fields: dict[str, serializers.Field]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = {}
+        for name, field in self._declared_fields.items():
+            # copy.copy, without its generic __reduce_ex__ round trip.
+            clone = object.__new__(type(field))
+            clone.__dict__.update(field.__dict__)
+            fields[name] = clone
+        return fields
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -211,7 +232,33 @@ class CoverageInputSerializer(JurisdictionInputSerializer):
         return Point(self.validated_data["long"], self.validated_data["lat"], srid=4326)
 
 
-class RequestCreateInputSerializer(JurisdictionInputSerializer):
+class RequestUpdateCreateInputSerializer(JurisdictionInputSerializer):
+    """POST /servicerequestupdates: an external system (a work-order system) reports progress
+    on a request: a new status, or a note. ``update_id`` is the system's own id for the update:
+    the same id is not accepted twice from one key."""
+
+    api_key = serializers.CharField(help_text="A key allowed to post updates")
+    service_request_id = serializers.CharField(max_length=64)
+    update_id = serializers.CharField(max_length=100, help_text="Your own id for this update")
+    status = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="A status code of the city (IN_PROGRESS for in-progress); none: a note",
+    )
+    description = serializers.CharField(
+        required=False, default="", max_length=4000, help_text="Public note"
+    )
+    media_url = serializers.URLField(required=False, default="", max_length=1000)
+    updated_datetime = W3CDateTimeField(
+        required=False, help_text="Accepted (FixMyStreet sends it); the update is dated on arrival"
+    )
+
+
+class NearbyInputSerializer(JurisdictionInputSerializer):
+    limit = serializers.IntegerField(required=False, default=5, min_value=1, max_value=20)
+
+
+class RequestCreateInputSerializer(ShallowFieldsMixin, JurisdictionInputSerializer):
     """POST /requests: one location (lat+long, address_string or address_id), answers as
     ``attribute[CODE]=v`` (multivaluelist: ``attribute[CODE][]=v1&attribute[CODE][]=v2``)."""
 
@@ -234,6 +281,12 @@ class RequestCreateInputSerializer(JurisdictionInputSerializer):
     channel = serializers.ChoiceField(
         choices=Channel.choices, required=False, default=Channel.API, help_text="extension"
     )
+    notify = serializers.ChoiceField(
+        choices=Notify.choices,
+        required=False,
+        help_text="extension: how the reporter hears of progress (default: email when an "
+        "email is given; SMS only when asked)",
+    )
 
     @property
     def location_parameter(self) -> str:
@@ -244,10 +297,11 @@ class RequestCreateInputSerializer(JurisdictionInputSerializer):
         return "lat/long"
 
     def validate_service_code(self, code: str) -> ServiceCategory:
-        try:
-            return selectors.category_for_request_get(service_code=code)
-        except ServiceCategory.DoesNotExist:
-            raise not_found("service_code", f"no service {code}") from None
+        """The category from the city configuration the view passes in ``context["config"]``."""
+        category = self.context["config"].categories.get(code)
+        if category is None:
+            raise not_found("service_code", f"no service {code}")
+        return category
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments of ``services.request_create``."""
@@ -268,6 +322,15 @@ class RequestCreateInputSerializer(JurisdictionInputSerializer):
                     f"({problem})"
                 }
             )
+        if attrs.get("notify"):
+            try:
+                reporter_preference_check(
+                    notify=attrs["notify"],
+                    email=attrs.get("email", ""),
+                    phone=attrs.get("phone", ""),
+                )
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(exc.message_dict) from None
         place: dict[str, Any] = {}
         try:
             if given == ["lat/long"]:
@@ -297,6 +360,7 @@ class RequestCreateInputSerializer(JurisdictionInputSerializer):
             "answers": answers_from_form(self.initial_data),
             "media_url": attrs["media_url"],
             "channel": attrs["channel"],
+            "notify": attrs.get("notify", ""),
             "reporter": Reporter(
                 first_name=attrs.get("first_name", ""),
                 last_name=attrs.get("last_name", ""),
@@ -412,6 +476,8 @@ class NoteSerializer(serializers.Serializer):
     description = serializers.CharField(source="note")
     type = serializers.SerializerMethodField(help_text="opened, closed or activity")
     status = serializers.CharField(source="status.code")
+    kind = serializers.CharField(help_text="created, status, assigned, note, merged or moved")
+    media_url = serializers.CharField(source="photo_url", help_text="photo of this update")
 
     def get_type(self, event: StatusEvent) -> str:
         if event.status.open311_status == "closed":
@@ -439,6 +505,13 @@ class ExtendedAttributesSerializer(serializers.Serializer):
     detailed_status = StatusDetailSerializer()
     notes = NoteSerializer(many=True)
     answers = AnswerSerializer(many=True)
+    parent_service_request_id = serializers.CharField(
+        allow_null=True, help_text="merged into this request (Chicago style)"
+    )
+    duplicates = serializers.ListField(
+        child=serializers.CharField(), help_text="requests merged into this one"
+    )
+    followers = serializers.IntegerField(help_text="how many follow it (never who)")
 
 
 class RequestExtendedSerializer(RequestSerializer):
@@ -471,6 +544,10 @@ class RequestExtendedSerializer(RequestSerializer):
                 events, many=True, context={"first": events[0].pk if events else None}
             ).data,
             "answers": answers,
+            # Annotated by selectors.request_list(extended=True), in its one query.
+            "parent_service_request_id": getattr(request, "parent_public_id"),  # noqa: B009
+            "duplicates": getattr(request, "duplicate_public_ids"),  # noqa: B009
+            "followers": getattr(request, "follower_count"),  # noqa: B009
         }
 
 
@@ -481,7 +558,7 @@ def _public_events(request: ServiceRequest) -> list[StatusEvent]:
     return events
 
 
-class RequestCreatedSerializer(serializers.Serializer):
+class RequestCreatedSerializer(ShallowFieldsMixin, serializers.Serializer):
     """What POST /requests answers: the id, or for batch services the token instead."""
 
     service_request_id = serializers.CharField(source="public_id", required=False)
@@ -516,7 +593,7 @@ class RequestUpdateSerializer(serializers.Serializer):
     detailed_status = serializers.CharField(source="status.code")
     updated_datetime = W3CDateTimeField(source="created_at")
     description = serializers.CharField(source="note")
-    media_url = serializers.CharField(source="request.media_url")
+    media_url = serializers.CharField(source="photo_url", help_text="the update's photo")
 
 
 class EndpointSerializer(serializers.Serializer):
@@ -568,3 +645,30 @@ class CoverageSerializer(serializers.Serializer):
 
     def get_long(self, coverage: Any) -> float:
         return self.context["point"].x
+
+
+class NearbyRequestSerializer(serializers.Serializer):
+    """A request near another that it may repeat: public fields, the score (0-1) and its reasons;
+    no reporter details, no description."""
+
+    service_request_id = serializers.CharField(source="request.public_id")
+    service_code = serializers.CharField(source="request.category.service_code")
+    service_name = serializers.CharField(source="request.category.name")
+    status = serializers.CharField(source="open311_status", help_text="open or closed")
+    requested_datetime = W3CDateTimeField(source="request.requested_at")
+    address = serializers.CharField(source="request.address")
+    lat = serializers.FloatField(source="request.location.y")
+    long = serializers.FloatField(source="request.location.x")
+    distance_m = serializers.SerializerMethodField()
+    score = serializers.SerializerMethodField()
+    likely = serializers.SerializerMethodField(help_text="at or above the likely threshold")
+    reasons = serializers.ListField(child=serializers.CharField())
+
+    def get_distance_m(self, candidate: Any) -> float:
+        return round(candidate.features.distance_m, 1)
+
+    def get_score(self, candidate: Any) -> float:
+        return round(candidate.score, 3)
+
+    def get_likely(self, candidate: Any) -> bool:
+        return bool(candidate.score >= self.context["likely_score"])

@@ -10,7 +10,8 @@ app_name = "open311"
 
 # Every endpoint in both formats, chosen by the suffix. Codes and ids are any text but "/".
 # No view runs in ATOMIC_REQUESTS' transaction: reads need none (BEGIN/COMMIT would add two
-# round trips to each), and the one write, request_create, is its own transaction.
+# round trips to each), and the writes (request_create, request_update_from_external) are
+# their own transactions.
 FORMAT = r"\.(?P<fmt>xml|json)$"
 
 
@@ -28,13 +29,20 @@ urlpatterns = [
     ),
     re_path(r"^requests" + FORMAT, view(api.RequestsApi), name="requests"),
     re_path(
+        r"^requests/(?P<service_request_id>[^/]+)/nearby" + FORMAT,
+        view(api.RequestNearbyApi),
+        name="request-nearby",
+    ),
+    re_path(
         r"^requests/(?P<service_request_id>[^/]+)" + FORMAT,
         view(api.RequestDetailApi),
         name="request-detail",
     ),
     re_path(r"^tokens/(?P<token>[^/]+)" + FORMAT, view(api.TokenApi), name="token"),
     re_path(
-        r"^servicerequestupdates" + FORMAT, view(api.RequestUpdatesApi), name="request-updates"
+        r"^servicerequestupdates" + FORMAT,
+        view(api.RequestUpdatesEndpointApi),
+        name="request-updates",
     ),
     re_path(r"^coverage" + FORMAT, view(api.CoverageApi), name="coverage"),
     re_path(

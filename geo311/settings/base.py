@@ -4,6 +4,7 @@
 from pathlib import Path
 
 import environ
+import pghistory
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -37,13 +38,20 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.gis",
     "rest_framework",
+    "rest_framework.authtoken",
     "rest_framework_gis",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     # Jobs (notifications, heavy analyses) live in PostgreSQL: enqueued in the transaction of the
     # change that causes them. Before the apps whose tasks it discovers.
     "procrastinate.contrib.django",
+    # The audit trail: triggers (pgtrigger) write each change of a tracked row (pghistory).
+    "pgtrigger",
+    "pghistory",
+    "pghistory.admin",
+    "rules",
     "geo311",
+    "geo311.notifications",
     "boundaries",
     "importers",
     "maps",
@@ -56,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "geo311.middleware.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -74,9 +83,17 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "geo311.notifications.context_processors.live_updates",
             ],
         },
     },
+]
+
+# Object-level permissions by department (geo311/rules.py, with the rules package) beside
+# Django's model permissions of the role groups.
+AUTHENTICATION_BACKENDS = [
+    "rules.permissions.ObjectPermissionBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -213,5 +230,70 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # procrastinate logs every task registration at INFO, on every manage.py call.
-    "loggers": {"procrastinate": {"level": env.str("PROCRASTINATE_LOG_LEVEL", default="WARNING")}},
+    "loggers": {
+        "procrastinate": {"level": env.str("PROCRASTINATE_LOG_LEVEL", default="WARNING")},
+        # httpx logs every request at INFO: each webhook and SMS.
+        "httpx": {"level": "WARNING"},
+    },
 }
+
+# The audit trail (django-pghistory): paths whose writes get no request context from the
+# middleware (anonymous public endpoints; the services record who acted). See
+# geo311/middleware.py.
+GEO311_HISTORY_SKIP_PATHS = ("/open311/", "/api/v1/requests/")
+PGHISTORY_MIDDLEWARE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# History rows are read by object (pgh_obj, indexed in geo311.models.audited) and by context;
+# the foreign keys inside a snapshot need no index of their own, and every index would cost
+# each tracked change (bulk updates included).
+PGHISTORY_FOREIGN_KEY_FIELD = pghistory.ForeignKey(db_index=False)
+PGHISTORY_CONTEXT_FIELD = pghistory.ContextForeignKey(db_index=True)
+
+# --- notifications (geo311.notifications) -------------------------------------------------------
+# Where residents reach the site: links in messages (tracking page, unsubscribe) start here.
+GEO311_SITE_URL = env.str("GEO311_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The public tracking page of a request; {public_id} is replaced.
+GEO311_TRACKING_URL = env.str(
+    "GEO311_TRACKING_URL", default=GEO311_SITE_URL + "/requests/{public_id}/"
+)
+GEO311_CITY_NAME = env.str("GEO311_CITY_NAME", default="Chicago 311 (demo)")
+# Email: Django's SMTP backend, configured by one URL (smtp://user:password@host:587/?tls=True;
+# submission+TLS: smtp+tls://...). Development default: print messages to the worker's log.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="311 <no-reply@311.example.org>")
+# Message-IDs are <key@this domain>: the same message retried keeps its id.
+GEO311_MESSAGE_ID_DOMAIN = env.str("GEO311_MESSAGE_ID_DOMAIN", default="311.example.org")
+# SMS: a provider class (geo311.notifications.sms); empty: no SMS is sent (nor queued).
+GEO311_SMS_BACKEND = env.str("GEO311_SMS_BACKEND", default="")
+GEO311_SMS_DEFAULT_COUNTRY_CODE = env.str("GEO311_SMS_DEFAULT_COUNTRY_CODE", default="1")
+GEO311_TWILIO_BASE_URL = env.str("GEO311_TWILIO_BASE_URL", default="https://api.twilio.com")
+GEO311_TWILIO_ACCOUNT_SID = env.str("GEO311_TWILIO_ACCOUNT_SID", default="")
+GEO311_TWILIO_AUTH_TOKEN = env.str("GEO311_TWILIO_AUTH_TOKEN", default="")
+GEO311_TWILIO_FROM = env.str("GEO311_TWILIO_FROM", default="")
+GEO311_TWILIO_MESSAGING_SERVICE_SID = env.str("GEO311_TWILIO_MESSAGING_SERVICE_SID", default="")
+GEO311_WEBHOOK_TIMEOUT_S = env.float("GEO311_WEBHOOK_TIMEOUT_S", default=10.0)
+# Delivery jobs: attempts and the exponential backoff base (waits base^1, base^2, ... seconds;
+# 15 attempts of base 2 keep trying for about 18 hours).
+GEO311_NOTIFY_MAX_ATTEMPTS = env.int("GEO311_NOTIFY_MAX_ATTEMPTS", default=15)
+GEO311_NOTIFY_RETRY_BASE_S = env.int("GEO311_NOTIFY_RETRY_BASE_S", default=2)
+# A job whose worker stopped sending heartbeats this long ago (killed, host lost) is run again.
+GEO311_JOBS_STALLED_AFTER_S = env.int("GEO311_JOBS_STALLED_AFTER_S", default=60)
+# Workers beat every GEO311_WORKER_HEARTBEAT_S seconds: a few beats fit in the stall delay.
+# New jobs wake the worker at once (LISTEN); a job that waited for another's lock is found by
+# polling, every GEO311_WORKER_POLL_S seconds.
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "fetch_job_polling_interval": env.float("GEO311_WORKER_POLL_S", default=1.0),
+    "update_heartbeat_interval": env.float("GEO311_WORKER_HEARTBEAT_S", default=10.0),
+    "stalled_worker_timeout": float(GEO311_JOBS_STALLED_AFTER_S),
+}
+# Area alert digests and the managers' overdue digest (cron, UTC).
+GEO311_DIGEST_CRON = env.str("GEO311_DIGEST_CRON", default="0 12 * * *")
+# Statuses whose closing email says "job done" (other closed statuses say "closed").
+GEO311_DONE_STATUSES = env.list("GEO311_DONE_STATUSES", default=["completed", "fixed", "resolved"])
+# Live updates (Server-Sent Events): the base URL of the ASGI server that serves
+# /api/v1/requests/{id}/events, when it is not this site (make run: uvicorn on PORT+1); pages
+# read it, the WSGI site redirects event streams there. Empty: this site serves them.
+GEO311_EVENTS_URL = env.str("GEO311_EVENTS_URL", default="").rstrip("/")
+# Origins whose pages may open event streams across origins (CORS for EventSource).
+GEO311_EVENTS_CORS_ORIGINS = env.list("GEO311_EVENTS_CORS_ORIGINS", default=[GEO311_SITE_URL])
+GEO311_EVENTS_KEEPALIVE_S = env.float("GEO311_EVENTS_KEEPALIVE_S", default=20.0)

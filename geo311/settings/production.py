@@ -19,3 +19,15 @@ SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
 SILENCED_SYSTEM_CHECKS = [*SILENCED_SYSTEM_CHECKS, "security.W021"]  # noqa: F405
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Notifications go out by SMTP: to a local mail server (localhost:25, Django's own default)
+# unless EMAIL_URL names another; never to the console as in development.
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+# Links in messages: the site's public address, by default the first allowed host over https.
+GEO311_SITE_URL = (
+    env.str("GEO311_SITE_URL", default="") or f"https://{ALLOWED_HOSTS[0].lstrip('.')}"
+).rstrip("/")
+GEO311_TRACKING_URL = env.str(
+    "GEO311_TRACKING_URL", default=GEO311_SITE_URL + "/requests/{public_id}/"
+)
+GEO311_EVENTS_CORS_ORIGINS = env.list("GEO311_EVENTS_CORS_ORIGINS", default=[GEO311_SITE_URL])

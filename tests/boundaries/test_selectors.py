@@ -1,9 +1,16 @@
+import csv
+import itertools
+
+import numpy as np
 import pytest
 from django.contrib.gis.geos import MultiPolygon, Point, Polygon
 
 from boundaries import selectors
-from boundaries.models import VersionStatus
+from boundaries.models import Boundary, BoundaryPart, VersionStatus
+from tests.conftest import CHICAGO, SHARED_DATA
 from tests.factories import BoundaryFactory, LayerFactory, LayerVersionFactory, box, square
+
+REQUESTS = SHARED_DATA / "chicago" / "requests" / "sanitation_code_complaints_2011_2014.csv"
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +74,104 @@ def test_topology_reports_overlaps_and_gaps_with_area_and_place():
     assert 0.20 < gaps[0].lat < 0.22
 
     assert selectors.version_topology(version=version, tolerance_m2=1e9) == []
+
+
+def _places(lons: list[float], lats: list[float]) -> list[set[int]]:
+    found = selectors.points_places(lons=np.array(lons), lats=np.array(lats))
+    assert len(found.of_point) == len(lons)
+    return [set(found.places[p]) for p in found.of_point]
+
+
+def test_points_places_gives_every_point_the_set_of_boundaries_it_falls_in(
+    django_assert_num_queries,
+):
+    wards = LayerVersionFactory(layer=LayerFactory(slug="wards"))
+    zones = LayerVersionFactory(layer=LayerFactory(slug="zones"))
+    west = BoundaryFactory(version=wards, code="W", geom=box(-87.75, 41.75, -87.5, 42.0))
+    east = BoundaryFactory(version=wards, code="E", geom=box(-87.5, 41.75, -87.25, 42.0))
+    zone = BoundaryFactory(version=zones, code="Z", geom=box(-87.8, 41.7, -87.4, 42.1))
+    lons = [-87.6, -87.3, -87.5, 10.0, -87.6]
+    lats = [41.9, 41.9, 41.875, 10.0, 41.9]
+
+    with django_assert_num_queries(1):
+        found = selectors.points_places(lons=np.array(lons), lats=np.array(lats))
+    assert [set(found.places[p]) for p in found.of_point] == [
+        {west.pk, zone.pk},
+        {east.pk},
+        {west.pk, east.pk, zone.pk},  # on the shared edge: both neighbours, as a lookup says
+        set(),
+        {west.pk, zone.pk},
+    ]
+    # One place per distinct set of boundaries, each listed once, sorted.
+    assert found.of_point[0] == found.of_point[4]
+    assert len(found.places) == 4
+    assert all(list(place) == sorted(set(place)) for place in found.places)
+
+
+def test_points_places_counts_a_boundary_once_on_the_cut_between_its_pieces():
+    boundary = BoundaryFactory(geom=box(0.0, 0.0, 2.0, 1.0))
+    BoundaryPart.objects.filter(boundary=boundary).delete()
+    for west in (0.0, 1.0):
+        piece = Polygon.from_bbox((west, 0.0, west + 1.0, 1.0))
+        piece.srid = 4326
+        BoundaryPart.objects.create(boundary=boundary, version=boundary.version, geom=piece)
+    found = selectors.points_places(lons=np.array([1.0, 0.5]), lats=np.array([0.5, 0.5]))
+    assert found.places == [(boundary.pk,)]
+    assert list(found.of_point) == [0, 0]
+
+
+def test_points_places_reads_active_versions_only():
+    layer = LayerFactory(slug="wards")
+    active = BoundaryFactory(version=LayerVersionFactory(layer=layer), geom=square(0, 0, 1))
+    staged = LayerVersionFactory(layer=layer, status=VersionStatus.STAGED)
+    BoundaryFactory(version=staged, geom=square(0, 0, 1))
+    assert _places([0.5], [0.5]) == [{active.pk}]
+
+
+def test_points_places_agrees_with_the_one_point_lookup_on_real_boundaries(import_file):
+    import_file(
+        CHICAGO / "police_beats_2012.geojson",
+        layer="police-beats",
+        code_field="BEAT_NUM",
+        merge_duplicates=True,
+    )
+    import_file(
+        CHICAGO / "wards_2003_2015.geojson",
+        layer="wards",
+        code_field="ward",
+        exclude_codes=frozenset({"OUT"}),
+    )
+    with REQUESTS.open(newline="") as fh:
+        rows = [r for r in itertools.islice(csv.DictReader(fh), 0, 74_000, 250) if r["Latitude"]]
+    lons = [float(r["Longitude"]) for r in rows]
+    lats = [float(r["Latitude"]) for r in rows]
+    # ... and a point on a ward boundary's own vertex, and one in the lake.
+    ward = Boundary.objects.filter(version__layer__slug="wards").order_by("code").first()
+    assert ward is not None
+    vertex = ward.geom[0].exterior_ring[0]
+    lons += [vertex[0], -87.5]
+    lats += [vertex[1], 41.9]
+
+    bulk = _places(lons, lats)
+    one_by_one = [
+        set(
+            selectors.boundaries_containing(point=Point(x, y, srid=4326)).values_list(
+                "pk", flat=True
+            )
+        )
+        for x, y in zip(lons, lats, strict=True)
+    ]
+    assert bulk == one_by_one
+    assert len(bulk) > 250
+    assert ward.pk in bulk[-2]
+    assert bulk[-1] == set()
+    assert sum(len(s) == 2 for s in bulk) > 250  # a beat and a ward for nearly every request
+
+
+def test_points_places_refuses_missing_coordinates_and_takes_no_points():
+    with pytest.raises(ValueError, match="finite"):
+        selectors.points_places(lons=np.array([1.0, np.nan]), lats=np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="same length"):
+        selectors.points_places(lons=np.array([1.0]), lats=np.array([1.0, 2.0]))
+    empty = selectors.points_places(lons=np.array([]), lats=np.array([]))
+    assert (len(empty.of_point), empty.places) == (0, [])

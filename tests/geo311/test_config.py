@@ -10,7 +10,9 @@ from geo311.models import (
     RoutingRule,
     ServiceAttribute,
     ServiceCategory,
+    ServiceLevel,
     Status,
+    StatusTransition,
 )
 from tests.conftest import DEMO
 
@@ -122,3 +124,88 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path):
     broken.write_text("departments: [unclosed")
     with pytest.raises(CityConfigError, match="cannot read"):
         read_config(broken)
+
+
+def test_transitions_and_service_levels_load_from_the_demo(demo_layers):
+    report = city_config_load(data=read_config(DEMO / "city.yaml"))
+    assert report.transitions == StatusTransition.objects.count() == 21
+    allowed = set(StatusTransition.objects.values_list("from_status__code", "to_status__code"))
+    assert ("submitted", "acknowledged") in allowed
+    assert ("submitted", "completed") not in allowed
+    assert not any(target == "duplicate" for _, target in allowed)
+    assert StatusTransition.objects.get(
+        from_status__code="submitted", to_status__code="rejected"
+    ).note_required
+    assert Status.objects.get(is_duplicate=True).code == "duplicate"
+    pothole = ServiceLevel.objects.filter(category__service_code="POTHOLE")
+    assert {
+        (lv.layer.slug if lv.layer else None, lv.boundary_code, lv.hours) for lv in pothole
+    } == {
+        (None, "", 72),
+        ("wards", "42", 24),
+    }
+
+
+def test_reloading_keeps_unchanged_rules_transitions_and_levels(demo_layers):
+    data = read_config(DEMO / "city.yaml")
+    city_config_load(data=data)
+    rules = set(RoutingRule.objects.values_list("pk", flat=True))
+    transitions = set(StatusTransition.objects.values_list("pk", flat=True))
+    levels = set(ServiceLevel.objects.values_list("pk", flat=True))
+    city_config_load(data=data)
+    # Same rows: requests routed by a rule keep their link to it, the audit trail stays quiet.
+    assert set(RoutingRule.objects.values_list("pk", flat=True)) == rules
+    assert set(StatusTransition.objects.values_list("pk", flat=True)) == transitions
+    assert set(ServiceLevel.objects.values_list("pk", flat=True)) == levels
+    data["transitions"]["completed"] = []
+    data["service_levels"] = [lv for lv in data["service_levels"] if lv["category"] != "NOISE"]
+    city_config_load(data=data)
+    assert not StatusTransition.objects.filter(from_status__code="completed").exists()
+    assert not ServiceLevel.objects.filter(category__service_code="NOISE").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            {"transitions": {"submitted": ["fixed"]}},
+            "transitions.submitted[1]: unknown status 'fixed'",
+        ),
+        (
+            {"transitions": {"submitted": ["submitted"]}},
+            "transitions.submitted[1]: a transition must change the status",
+        ),
+        (
+            {"transitions": {"submitted": ["duplicate"]}},
+            "'duplicate' is the duplicate status; only a merge gives it",
+        ),
+        (
+            {"service_levels": [{"category": "POTHOLE", "hours": "soon"}]},
+            "service_levels[1]: hours must be a whole number of at least 1, got 'soon'",
+        ),
+        (
+            {"service_levels": [{"category": "POTHOLE", "hours": 5, "layer": "wards"}]},
+            "service_levels[1]: a zone names both layer and boundary_code",
+        ),
+        (
+            {"service_levels": [{"category": "NOPE", "hours": 5}]},
+            "service_levels[1]: unknown category 'NOPE'",
+        ),
+    ],
+)
+def test_bad_transitions_and_levels_are_named(demo_layers, change, problem):
+    data = read_config(DEMO / "city.yaml")
+    data.update(change)
+    with pytest.raises(CityConfigError) as exc:
+        city_config_load(data=data)
+    assert problem in str(exc.value)
+
+
+def test_a_duplicate_status_must_be_closed_and_single(demo_layers):
+    data = read_config(DEMO / "city.yaml")
+    data["statuses"][0]["duplicate"] = True  # "submitted" is open
+    with pytest.raises(CityConfigError, match="at most one status may be marked duplicate"):
+        city_config_load(data=data)
+    data["statuses"][-3]["duplicate"] = False  # the demo's own duplicate status
+    with pytest.raises(CityConfigError, match="the duplicate status must be closed"):
+        city_config_load(data=data)

@@ -216,6 +216,16 @@ def test_candidates_are_one_query(chicago_city, django_assert_num_queries):
         assert [c.open311_status for c in found] == ["open", "open"]
 
 
+def test_candidates_below_a_minimum_score_are_left_out(chicago_city):
+    near = stored(point=north(3))
+    far = stored(point=north(200), days_ago=20)
+    scores = {c.request.pk: c.score for c in candidates()}
+    assert scores[far.pk] < scores[near.pk]
+    between = (scores[far.pk] + scores[near.pk]) / 2
+    assert [c.request.pk for c in candidates(min_score=between)] == [near.pk]
+    assert candidates(min_score=scores[near.pk] + 1e-9) == []
+
+
 # --- on submit -------------------------------------------------------------------------------
 
 

@@ -2,88 +2,12 @@
 as a city's client app would. The demo city and the api key are committed (module fixtures), so
 the server process sees them; what it writes is removed with the city after the module."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from dataclasses import dataclass
-from urllib.error import HTTPError
-from urllib.parse import quote, urlencode
-from urllib.request import Request, urlopen
 
 import pytest
-from django.db import connection
 
-from geo311.models import ApiKey
-from tests.conftest import LOOP, REPO
-from tests.geo311.conftest import REPORTER, W3C
-
-
-@dataclass
-class Answer:
-    status: int
-    content_type: str
-    body: bytes
-
-
-@pytest.fixture(scope="module")
-def server(chicago_city, django_db_blocker) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    """(base URL, api key) of a gunicorn serving the test database."""
-    with django_db_blocker.unblock():
-        key = ApiKey.objects.create(name="live test client").key
-    db = connection.settings_dict
-    database_url = (
-        f"postgis://{quote(db['USER'] or '')}:{quote(str(db['PASSWORD'] or ''))}"
-        f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DJANGO_SETTINGS_MODULE": "geo311.settings",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_CONN_MAX_AGE": "0",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "geo311.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urlopen(f"{base}/health", timeout=2):
-                    break
-            except OSError:  # refused while binding, or timed out while the worker boots
-                if process.poll() is not None or time.monotonic() > deadline:
-                    _, err = process.communicate(timeout=5)
-                    pytest.fail(f"gunicorn did not start: {err.decode()[-2000:]}")
-                time.sleep(0.1)
-        yield base, key
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def call(url: str, data: dict[str, object] | bytes | None = None) -> Answer:
-    body = urlencode(data, doseq=True).encode() if isinstance(data, dict) else data
-    request = Request(url, data=body)
-    if body is not None:
-        request.add_header("Content-Type", "application/x-www-form-urlencoded")
-    try:
-        with urlopen(request, timeout=10) as response:
-            return Answer(response.status, response.headers["Content-Type"], response.read())
-    except HTTPError as error:
-        return Answer(error.code, error.headers["Content-Type"], error.read())
+from tests.conftest import LOOP
+from tests.geo311.conftest import REPORTER, W3C, Answer, call
 
 
 def fields(answer: Answer, fmt: str) -> list[dict[str, object]]:

@@ -71,7 +71,11 @@ def test_post_json_then_get_reads_back_the_same_request(client: Client, chicago_
     assert read["agency_responsible"] == "Streets & Sanitation"
     assert W3C.match(read["requested_datetime"])
     assert W3C.match(read["updated_datetime"])
-    assert read["expected_datetime"] is None
+    # The demo's service level for sanitation: a week.
+    expected = dt.datetime.fromisoformat(read["expected_datetime"])
+    assert expected - dt.datetime.fromisoformat(read["requested_datetime"]) == dt.timedelta(
+        hours=168
+    )
     assert (read["lat"], read["long"]) == (LOOP[0], LOOP[1])
     assert (read["address"], read["address_id"], read["zipcode"], read["media_url"]) == (
         "",

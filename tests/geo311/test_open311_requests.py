@@ -298,6 +298,9 @@ def test_extensions_in_xml_nest_with_singular_item_names(client: Client, chicago
         "detailed_status",
         "notes",
         "answers",
+        "parent_service_request_id",
+        "duplicates",
+        "followers",
     ]
     assert item.findtext("service_request_id") == request.public_id
     assert len(extended.findall("areas/area")) == 5
@@ -355,6 +358,9 @@ def test_list_query_count_does_not_grow_with_the_page(
 ):
     for n in range(3):
         make_request("SIDEWALK", events=2, requested_at=at(n))
+    # Once per process, Django reads the units of SRID 4326 (spatial_ref_sys) for the radius's
+    # geography cast: not part of the count, and only there when no earlier test did it.
+    get(client, "requests", **params)
     with django_assert_num_queries(queries):
         assert len(json_of(get(client, "requests", **params))) == 3
     for n in range(30):

@@ -16,8 +16,9 @@ OPEN311_PATHS = {
     "/open311/v2/services/{service_code}.{fmt}": ["get"],
     "/open311/v2/requests.{fmt}": ["get", "post"],
     "/open311/v2/requests/{service_request_id}.{fmt}": ["get"],
+    "/open311/v2/requests/{service_request_id}/nearby.{fmt}": ["get"],
     "/open311/v2/tokens/{token}.{fmt}": ["get"],
-    "/open311/v2/servicerequestupdates.{fmt}": ["get"],
+    "/open311/v2/servicerequestupdates.{fmt}": ["get", "post"],
     "/open311/v2/coverage.{fmt}": ["get"],
 }
 
@@ -60,3 +61,32 @@ def test_swagger_ui_is_served_from_this_host(client: Client, cdn):
     page = response.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
     assert cdn not in page
+
+
+STAFF_PATHS = {
+    "/api/v1/staff/token": ["post"],
+    "/api/v1/staff/requests": ["get"],
+    "/api/v1/staff/requests/file": ["post"],
+    "/api/v1/staff/requests/{public_id}": ["get"],
+    "/api/v1/staff/requests/{public_id}/history": ["get"],
+    "/api/v1/staff/requests/{public_id}/transition": ["post"],
+    "/api/v1/staff/requests/{public_id}/assign": ["post"],
+    "/api/v1/staff/requests/{public_id}/notes": ["post"],
+    "/api/v1/staff/requests/{public_id}/merge": ["post"],
+    "/api/v1/staff/requests/{public_id}/move": ["post"],
+    "/api/v1/requests/{public_id}/follow": ["post"],
+    "/api/v1/requests/{public_id}/followers": ["get"],
+    "/api/v1/requests/unsubscribe": ["post"],
+}
+
+
+def test_schema_documents_the_staff_and_follow_apis(client: Client):
+    paths = json.loads(client.get("/api/schema/", {"format": "json"}).content)["paths"]
+    for path, methods in STAFF_PATHS.items():
+        assert sorted(paths[path]) == methods, path
+    queue = paths["/api/v1/staff/requests"]["get"]
+    assert {"status", "service_code", "boundary", "min_age_days", "overdue"} <= {
+        p["name"] for p in queue["parameters"]
+    }
+    assert queue["security"]  # authenticated: token or session
+    assert "tokenAuth" in json.dumps(queue["security"])

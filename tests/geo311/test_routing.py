@@ -2,6 +2,7 @@ import pytest
 from django.contrib.gis.geos import Point
 
 from boundaries.models import Layer
+from geo311.cache import ConfigurationChanged, city_config
 from geo311.models import Department, RoutingRule, ServiceCategory
 from geo311.routing import RoutingError, route
 from tests.conftest import LOOP
@@ -104,7 +105,18 @@ def test_routing_record_names_rule_and_every_matched_area(chicago_city):
     }
 
 
-def test_routing_is_two_queries_plus_outline_check(chicago_city, django_assert_num_queries):
-    cat = ServiceCategory.objects.prefetch_related("required_layers").get(service_code="SAN_CODE")
-    with django_assert_num_queries(3):  # boundaries, jurisdiction layers, rules
+def test_routing_is_one_query(chicago_city, django_assert_num_queries):
+    cat = category("SAN_CODE")
+    config = city_config()
+    # The areas at the point, with the jurisdiction layers and the configuration's generation.
+    with django_assert_num_queries(1):
+        route(category=cat, point=LOOP_POINT, config=config)
+    with django_assert_num_queries(1):
         route(category=cat, point=LOOP_POINT)
+
+
+def test_routing_with_an_old_configuration_says_so(chicago_city):
+    config = city_config()
+    ServiceCategory.objects.filter(service_code="SAN_CODE").update(name="Sanitation")
+    with pytest.raises(ConfigurationChanged):
+        route(category=category("SAN_CODE"), point=LOOP_POINT, config=config)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from geo311.addresses import normalize_address
 from geo311.models import Channel, ServiceCategory, ServiceRequest, StatusEvent
 from geo311.routing import route
 from importers.requests import (
@@ -212,3 +213,54 @@ def test_command(chicago_city, sample, tmp_path, capsys):
     assert rejects.exists()
     with pytest.raises(CommandError, match="no such file"):
         call_command("import_requests", str(tmp_path / "nope.csv"), "--mapping", str(MAPPING))
+
+
+def test_imported_requests_carry_the_normal_form_of_their_address(chicago_city, tmp_path):
+    header, rows = header_and_rows(40)
+    spelled = {
+        "T-10": "1600 West North Avenue",
+        "T-11": "1600 w. north ave",
+        "T-12": "233 South Wacker Drive, Suite 100",
+        "T-13": "",
+    }
+    extra = [
+        crafted(header, rows[0], Service_Request_Number=n, Street_Address=a)
+        for n, a in spelled.items()
+    ]
+    path = tmp_path / "spellings.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows, *extra])
+
+    report = import_request_file(path, mapping=read_mapping(MAPPING))
+
+    assert report.imported == 44
+    keys = dict(ServiceRequest.objects.values_list("public_id", "address_key"))
+    assert keys["T-10"] == keys["T-11"] == "1600 W NORTH AVE"
+    assert keys["T-12"] == "233 S WACKER DR STE 100"
+    assert keys["T-13"] == ""
+    # Every row: the form request_create gives an address, so duplicate detection compares
+    # imported and new requests alike.
+    for address, key in ServiceRequest.objects.values_list("address", "address_key"):
+        assert key == (normalize_address(address) if address.strip() else "")
+    assert sum(bool(k) for k in keys.values()) == 43
+
+
+def test_a_file_with_no_routable_row_imports_nothing_and_says_why(chicago_city, tmp_path):
+    header, rows = header_and_rows(3)
+    unplaced = [
+        crafted(header, row, Latitude="", Longitude="", X_Coordinate="", Y_Coordinate="")
+        for row in rows
+    ]
+    path = tmp_path / "no_points.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([header, *unplaced])
+
+    report = import_request_file(path, mapping=read_mapping(MAPPING))
+
+    assert (report.imported, report.present) == (0, 0)
+    assert [(r.row, r.reason) for r in report.rejected] == [
+        (2, "no coordinates"),
+        (3, "no coordinates"),
+        (4, "no coordinates"),
+    ]
+    assert not ServiceRequest.objects.exists()

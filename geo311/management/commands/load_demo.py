@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from geo311.config import CityConfigError, city_config_load, read_config
+from geo311.roles import roles_setup
 from importers.addresses import AddressImportError, import_address_file
 from importers.boundaries import BoundaryImportError
 from importers.manifest import import_manifest
@@ -38,6 +39,8 @@ class Command(BaseCommand):
         except CityConfigError as exc:
             raise CommandError(f"demo city config did not load: {exc}") from exc
         self.stdout.write(f"  city config: {config.summary()}")
+        roles = roles_setup()
+        self.stdout.write(f"  staff roles: {', '.join(g.name for g in roles)}")
         try:
             addresses = import_address_file(
                 DEMO_DIR / "addresses.csv.gz", source_name=DEMO_ADDRESS_SOURCE
