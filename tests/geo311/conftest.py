@@ -35,14 +35,16 @@ from tests.conftest import LOOP, REPO
 BASE = "/open311/v2"
 LOOP_POINT = Point(LOOP[1], LOOP[0], srid=4326)
 W3C = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)$")
-# What a reporter tells us about themselves; none of it may appear in any public answer.
+# What a reporter tells us about themselves; none of it may appear in any public answer. Each
+# value is one that a random public id or token (URL-safe base64) cannot hold by chance: it has a
+# space, "@" or ":" in it, or twelve or more characters ("Ada" alone once turned up in a token).
 REPORTER = {
-    "first_name": "Ada",
+    "first_name": "Ada Mae",
     "last_name": "Lovelace-Byron",
     "email": "ada.private@example.org",
     "phone": "312-555-0199",
-    "device_id": "device-7f3a9c",
-    "account_id": "account-5521",
+    "device_id": "device:7f3a9c",
+    "account_id": "account:5521",
 }
 
 

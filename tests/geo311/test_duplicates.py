@@ -21,21 +21,16 @@ from geo311.duplicates import (
 from geo311.models import Department, ServiceCategory, ServiceRequest, Status
 from geo311.services import Reporter, request_create
 from tests.conftest import LOOP
+from tests.geo311.conftest import REPORTER as PRIVATE_DETAILS
 
 pytestmark = pytest.mark.django_db
 
 LAT, LON = LOOP
 HERE = Point(LON, LAT, srid=4326)
 NEARBY_URL = "/api/v1/requests/nearby"
-# Private details of a reporter: none may appear in the public nearby answer.
-REPORTER = Reporter(
-    first_name="Ada",
-    last_name="Lovelace-Byron",
-    email="ada.private@example.org",
-    phone="312-555-0199",
-    device_id="device-7f3a9c",
-    account_id="account-5521",
-)
+# Private details of a reporter: none may appear in the public nearby answer (the same values as
+# tests/geo311/conftest.py, none of which a random public id can hold by chance).
+REPORTER = Reporter(**PRIVATE_DETAILS)  # type: ignore[arg-type]
 
 
 def north(metres: float) -> Point:
