@@ -162,6 +162,7 @@ def city_config_load(*, data: dict[str, Any]) -> ConfigReport:
             type=item.get("type", "realtime"),
             default_department=dept,
             active=bool(item.get("active", True)),
+            sensitive=bool(item.get("sensitive", False)),
             order=n,
         )
         if category is None:

@@ -137,6 +137,11 @@ class ServiceCategory(models.Model):
     )
     active = models.BooleanField(default=True)
     order = models.PositiveIntegerField(default=0)
+    sensitive = models.BooleanField(
+        default=False,
+        help_text="Public outputs (maps, tiles, feeds, Open311) show these requests only at the "
+        "centre of a GEO311_SENSITIVE_GRID_M grid cell; the exact point is for staff",
+    )
     # Duplicate detection (geo311.duplicates); blank takes the GEO311_DUPLICATE_* setting.
     duplicate_radius_m = models.PositiveIntegerField(
         null=True,

@@ -16,6 +16,7 @@ def health(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/boundaries/", include("boundaries.urls")),
     path("api/v1/requests/", include("geo311.api_urls")),
     path("api/v1/staff/", include("geo311.staff_urls")),

@@ -83,6 +83,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "geo311.context_processors.site",
                 "geo311.notifications.context_processors.live_updates",
             ],
         },
@@ -107,6 +108,10 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("GEO311_TIME_ZONE", default="America/Chicago")
 USE_I18N = True
 USE_TZ = True
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "var" / "static")
@@ -180,6 +185,9 @@ GEO311_ANALYSIS_CONNECTIONS = env.int("GEO311_ANALYSIS_CONNECTIONS", default=2)
 
 # Open311: the jurisdiction this server answers for (a different jurisdiction_id is a 404), and
 # what discovery tells client developers.
+# Requests of a sensitive category are published at the centre of a cell of this size (metres of
+# EPSG:3857, the tiles' grid) instead of their exact point (geo311/privacy.py).
+GEO311_SENSITIVE_GRID_M = env.float("GEO311_SENSITIVE_GRID_M", default=250.0)
 GEO311_JURISDICTION_ID = env.str("GEO311_JURISDICTION_ID", default="chicago.il.us")
 GEO311_OPEN311_CONTACT = env.str(
     "GEO311_OPEN311_CONTACT", default="311 service desk, 311@example.org"
