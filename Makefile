@@ -28,6 +28,8 @@ run: setup ## migrate, load the Chicago demo, serve on http://127.0.0.1:8000 wit
 	$(PY) manage.py load_demo
 	exec bash scripts/serve.sh
 
+# The page tests drive a real browser: setup installs Debian's chromium for them.
+test: export GEO311_SETUP_BROWSER := 1
 test: setup ## ruff, mypy, migrations check, deploy check, pytest (what CI runs)
 	@bash scripts/test.sh
 

@@ -79,6 +79,8 @@ pg_major() { # newest PostgreSQL server installed: 15 on Debian 12, 17 on Debian
 pg_ready() { command -v pg_isready >/dev/null && pg_isready -q -h "${DB_HOST:-127.0.0.1}" -p "$DB_PORT"; }
 
 wanted=(gdal-bin libgdal-dev)
+# `make test` drives Debian's chromium (headless, through Playwright) for the page tests.
+if [ "${GEO311_SETUP_BROWSER:-0}" = 1 ]; then wanted+=(chromium); fi
 if [ "$DB_LOCAL" = 1 ]; then
     major="$(pg_major)"
     # A local server not installed from Debian packages (say, a container on this port) is used as is.

@@ -2,10 +2,11 @@
 written by the hotspots command or served by the API."""
 
 import re
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+
+from tests.browser import chromium, screenshot
 
 pytestmark = [
     pytest.mark.django_db,
@@ -41,17 +42,10 @@ def test_the_command_writes_a_report_that_opens_offline(chicago_requests, tmp_pa
 def test_the_report_opens_in_a_browser_without_a_network(chicago_requests, tmp_path):
     """Chromium opens the saved report from disk: both maps draw, no script error, no
     request leaves the file (the optional OpenStreetMap layer is off)."""
-    from playwright import sync_api as playwright
-
     out = tmp_path / "report.html"
     call_command("hotspots", "--category", "SAN_CODE", "--from", "2013-01-01",
                  "--to", "2014-12-31", "--out", str(out), "--no-emerging")  # fmt: skip
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         errors: list[str] = []
         fetched: list[str] = []
@@ -61,10 +55,7 @@ def test_the_report_opens_in_a_browser_without_a_network(chicago_requests, tmp_p
         page.wait_for_selector(".leaflet-overlay-pane path")
         maps = page.locator(".folium-map").count()
         drawn = page.locator(".leaflet-overlay-pane path").count()
-        shot = Path(__file__).resolve().parents[2] / "test-output" / "report.png"
-        shot.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(shot), full_page=True)
-        browser.close()
+        screenshot(page, "report")
     assert errors == []
     assert [u for u in fetched if not u.startswith(("data:", "file:"))] == []
     assert maps == 2
