@@ -122,7 +122,6 @@ rules.add_perm("geo311.add_request_note", works_on_it)
 rules.add_perm("geo311.assign_request", runs_it)
 rules.add_perm("geo311.merge_request", runs_it)
 rules.add_perm("geo311.move_request", runs_it)
-rules.add_perm("maps.view_reports", is_manager)
 
 
 def visible_requests(user: Any) -> Q:
