@@ -3,6 +3,7 @@ account-free unsubscribe and area-alert confirmation pages, and the public track
 messages link to."""
 
 import asyncio
+from collections import defaultdict
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -189,6 +190,7 @@ def tracking_page(request: HttpRequest, public_id: str) -> HttpResponse:
     """A request's public status and history, updated live from its event stream; its public
     point on a map (a sensitive category's at its cell centre), its photos, and follow /
     unfollow (``geo311.web``: this browser keeps the follower token of its own follows)."""
+    from geo311.photos.models import Photo
     from geo311.privacy import public_point
     from geo311.selectors import follower_count
     from geo311.web.views import followed_by_this_browser
@@ -205,6 +207,15 @@ def tracking_page(request: HttpRequest, public_id: str) -> HttpResponse:
         .filter(request=found, public=True)
         .order_by("pk")
     )
+    # Public photos: the report's own (no event) and each public update's, under it.
+    report_photos, by_event = [], defaultdict(list)
+    for photo in Photo.objects.filter(request=found, public=True).order_by("created_at", "pk"):
+        if photo.event_id is None:
+            report_photos.append(photo.urls())
+        else:
+            by_event[photo.event_id].append(photo.urls())
+    for event in events:
+        event.public_photos = by_event.get(event.pk, [])  # type: ignore[attr-defined]
     point = public_point(found.location, found.category.sensitive)
     can_unfollow = followed_by_this_browser(request, found.public_id)
     return render(
@@ -220,6 +231,6 @@ def tracking_page(request: HttpRequest, public_id: str) -> HttpResponse:
             "followers": follower_count(request=found),
             "following": can_unfollow or request.GET.get("following") == "1",
             "can_unfollow": can_unfollow,
-            "photos": [],
+            "photos": report_photos,
         },
     )

@@ -36,6 +36,7 @@ _ERROR_FIELDS = {
     "reporter_email": "email",
     "reporter_phone": "phone",
     "notify": "notify",
+    "photos": "photos",
 }
 
 

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.transaction import non_atomic_requests
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -28,6 +29,8 @@ from geo311.cache import city_config
 from geo311.models import Channel, Follower, FollowerUpdates, ServiceRequest, Status
 from geo311.notifications.models import Notify
 from geo311.notifications.services import reporter_preference_set
+from geo311.photos.models import Photo
+from geo311.photos.services import photo_ingest
 
 from .forms import ReportForm
 
@@ -120,9 +123,17 @@ def _file(form: ReportForm, *, request: HttpRequest, staff: bool) -> ServiceRequ
 
 
 def _photos_attach(uploads: list[Any], *, request: ServiceRequest) -> None:
-    """The report's photos (``geo311.photos``): none until that app is merged."""
-    if uploads:
-        raise ValidationError({"photos": _("Photos cannot be taken yet.")})
+    """The report's photos, cleaned and stored by ``geo311.photos``. When one is refused the
+    transaction rolls back the rows; the copies already written go with them."""
+    kept: list[Photo] = []
+    try:
+        for upload in uploads:
+            kept.append(photo_ingest(upload, request=request))
+    except ValidationError:
+        for photo in kept:
+            default_storage.delete(photo.large)
+            default_storage.delete(photo.thumbnail)
+        raise
 
 
 def report(request: HttpRequest) -> HttpResponse:

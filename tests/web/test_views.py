@@ -302,3 +302,69 @@ def test_the_public_map_page(chicago_city: None, client: Any) -> None:
     assert 'value="wards"' in html
     for name in ("category", "state", "since"):
         assert re.search(rf'<label for="filter-{name}"', html)
+
+
+@pytest.fixture
+def media(settings: Any, tmp_path: Any) -> Any:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def test_photos_come_with_the_report_cleaned_and_show_on_its_page(
+    chicago_city: None, client: Any, media: Any
+) -> None:
+    from django.core.files.storage import default_storage
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    from geo311.photos.models import Photo
+    from tests.photos.test_ingest import GPS_IFD, jpeg_with_gps
+
+    answer = client.post(
+        "/",
+        {
+            "service_code": "SIDEWALK",
+            **WARD_42,
+            "photos": [
+                SimpleUploadedFile("one.jpg", jpeg_with_gps(), content_type="image/jpeg"),
+                SimpleUploadedFile("two.jpg", jpeg_with_gps((300, 300)), content_type="image/jpeg"),
+            ],
+        },
+    )
+    assert answer.status_code == 302
+    created = ServiceRequest.objects.get()
+    photos = list(Photo.objects.filter(request=created).order_by("pk"))
+    assert len(photos) == 2
+    with default_storage.open(photos[0].large) as f:
+        image = Image.open(f)
+        assert image.getexif().get_ifd(GPS_IFD) == {}
+    html = client.get(answer["Location"]).content.decode()
+    for photo in photos:
+        urls = photo.urls()
+        assert f'<a href="{urls["large"]}"><img src="{urls["thumbnail"]}"' in html
+
+
+def test_a_refused_photo_files_nothing_and_names_the_file(
+    chicago_city: None, client: Any, media: Any
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.photos.test_ingest import jpeg_with_gps
+
+    answer = client.post(
+        "/",
+        {
+            "service_code": "SIDEWALK",
+            **WARD_42,
+            "photos": [
+                SimpleUploadedFile("good.jpg", jpeg_with_gps(), content_type="image/jpeg"),
+                SimpleUploadedFile("notes.jpg", b"%PDF-1.4 not a photo", content_type="image/jpeg"),
+            ],
+        },
+    )
+    assert answer.status_code == 400
+    assert field_errors(answer.content.decode(), "photos") == [
+        "notes.jpg: not an image (or a damaged one)"
+    ]
+    assert ServiceRequest.objects.count() == 0
+    assert [p for p in media.rglob("*") if p.is_file()] == []  # good.jpg's copies went too
