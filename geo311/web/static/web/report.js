@@ -163,7 +163,9 @@
     if (!coverage.served) { coverageBox.textContent = text.outside; return; }
     var areas = document.createElement("p");
     areas.id = "coverage-areas";
-    areas.textContent = (coverage.areas || []).map(function (a) { return a.layer_name + " " + a.name; }).join(" · ");
+    areas.textContent = (coverage.areas || []).map(function (a) {
+      return a.layer_name + ": " + (a.name && a.name !== a.code ? a.code + " (" + a.name + ")" : a.code);
+    }).join(" · ");
     coverageBox.appendChild(areas);
     var service = (coverage.services || []).filter(function (s) { return s.service_code === category.value; })[0];
     if (service) {
