@@ -319,3 +319,26 @@ def test_the_report_page_at_360_px_has_no_horizontal_scroll(servers: str) -> Non
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.className") == "skip"
         screenshot(page, "resident-07-report-page-360px")
+
+
+def test_the_public_map_draws_from_the_vector_tiles_with_its_filters(servers: str) -> None:
+    def tile(layer: str, *params: str) -> Any:
+        return lambda r: f"/tiles/{layer}/12/" in r.url and all(p in r.url for p in params)
+
+    with chromium() as browser:
+        page = browser.new_context(viewport=PHONE).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        with page.expect_request(tile("requests")), page.expect_request(tile("wards")):
+            page.goto(servers + "/map/")
+        page.wait_for_selector("#map canvas")
+        filtered = tile("requests", "service_code=POTHOLE", "status=open", "from=2026-01-01")
+        with page.expect_request(filtered):
+            page.select_option("#filter-category", "POTHOLE")
+            page.select_option("#filter-state", "open")
+            page.fill("#filter-since", "2026-01-01")
+            page.dispatch_event("#filter-since", "change")
+        with page.expect_request(tile("police-districts")):
+            page.select_option("#filter-layer", "police-districts")
+        screenshot(page, "map-01-filters")
+        assert errors == []
