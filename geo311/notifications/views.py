@@ -3,8 +3,8 @@ account-free unsubscribe and area-alert confirmation pages, and the public track
 messages link to."""
 
 import asyncio
-from collections import defaultdict
 import json
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 

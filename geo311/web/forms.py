@@ -160,7 +160,8 @@ class ReportForm(forms.Form):
         grouped: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for c in categories:
             grouped[c.group or str(_("Other"))].append((c.service_code, c.name))
-        self.fields["service_code"].choices = [("", _("Choose a category")), *grouped.items()]
+        choice: forms.ChoiceField = self.fields["service_code"]  # type: ignore[assignment]
+        choice.choices = [("", _("Choose a category")), *grouped.items()]
         self.categories = categories
         for category in categories:
             for attribute in category.attributes.all():
@@ -213,7 +214,7 @@ class ReportForm(forms.Form):
     # --- checking ------------------------------------------------------------------------
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or self.cleaned_data
         code = data.get("service_code")
         if code:
             data["category"] = self.config.categories[code]
