@@ -368,3 +368,16 @@ def test_a_refused_photo_files_nothing_and_names_the_file(
     ]
     assert ServiceRequest.objects.count() == 0
     assert [p for p in media.rglob("*") if p.is_file()] == []  # good.jpg's copies went too
+
+
+def test_the_pages_speak_spanish_when_the_browser_asks(chicago_city: None, client: Any) -> None:
+    html = client.get("/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "Reportar un problema" in html
+    assert "Usar mi ubicación" in html
+    request = request_create(
+        category=ServiceCategory.objects.get(service_code="SIDEWALK"),
+        location=Point(-87.6230, 41.8850, srid=4326),
+    )
+    page = client.get(f"/requests/{request.public_id}/", HTTP_ACCEPT_LANGUAGE="es")
+    assert "0 personas lo siguen." in page.content.decode()
+    assert "Seguir este reporte" in page.content.decode()
