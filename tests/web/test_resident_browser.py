@@ -55,6 +55,8 @@ from tests.photos.test_ingest import GPS_IFD, jpeg_with_gps
 SEEDED_AT = Point(-87.63020, 41.88380, srid=4326)
 PHONE_AT = {"latitude": 41.88390, "longitude": -87.63010}
 ADDRESS_AT = Point(-87.63185, 41.88365, srid=4326)
+# Servers start in seconds; on a machine busy with a parallel test run, a minute or two.
+STARTUP_S = 120
 
 
 @pytest.fixture(autouse=True)
@@ -114,12 +116,14 @@ def servers(
         + ["--port", str(asgi_port), "--no-access-log"],
         env,
         asgi_port,
+        timeout=STARTUP_S,
     )
     gunicorn = serve(
         [sys.executable, "-m", "gunicorn", "geo311.wsgi", "-b", f"127.0.0.1:{web_port}"]
         + ["-w", "2"],
         env,
         web_port,
+        timeout=STARTUP_S,
     )
     worker = Worker(env, concurrency=2)
     worker.start()
