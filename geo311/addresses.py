@@ -247,7 +247,8 @@ def address_get(*, address_id: str) -> AddressPoint:
 def address_search(*, text: str, limit: int = 8) -> list[AddressPoint]:
     """Address points a resident may mean while typing ``text``, best first: those whose
     normalised street line starts with the normalised text (a partial last word too: "1600 W
-    NOR"), then, to fill ``limit``, the most similar by trigrams (typos: "1600 W NROTH AVE").
+    NOR"); when none does, the most similar by trigrams with the same house number (typos:
+    "1600 W NROTH AVE"; without the number, "N LA SALLE ST" is like thousands of points).
 
     Both are answered by the GIN trigram index on ``normalized`` (migration web 0001).
     """
@@ -257,12 +258,14 @@ def address_search(*, text: str, limit: int = 8) -> list[AddressPoint]:
     found = list(
         AddressPoint.objects.filter(normalized__startswith=key).order_by("normalized")[:limit]
     )
-    if len(found) < limit:
-        seen = [p.pk for p in found]
-        found += list(
-            AddressPoint.objects.filter(normalized__trigram_similar=key)
-            .exclude(pk__in=seen)
-            .annotate(similarity=TrigramSimilarity("normalized", key))
-            .order_by("-similarity", "normalized")[: limit - len(found)]
-        )
-    return found
+    if found:
+        return found
+    similar = AddressPoint.objects.filter(normalized__trigram_similar=key)
+    number = address_parts(text).number
+    if number:
+        similar = similar.filter(normalized__startswith=number + " ")
+    return list(
+        similar.annotate(similarity=TrigramSimilarity("normalized", key)).order_by(
+            "-similarity", "normalized"
+        )[:limit]
+    )
