@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from django.contrib.gis.geos import Point
+from django.contrib.postgres.search import TrigramSimilarity
 
 from .models import AddressPoint
 
@@ -241,3 +242,30 @@ def address_get(*, address_id: str) -> AddressPoint:
     if point is None:
         raise AddressNotFound(f"no address point with id '{address_id}'")
     return point
+
+
+def address_search(*, text: str, limit: int = 8) -> list[AddressPoint]:
+    """Address points a resident may mean while typing ``text``, best first: those whose
+    normalised street line starts with the normalised text (a partial last word too: "1600 W
+    NOR"); when none does, the most similar by trigrams with the same house number (typos:
+    "1600 W NROTH AVE"; without the number, "N LA SALLE ST" is like thousands of points).
+
+    Both are answered by the GIN trigram index on ``normalized`` (migration web 0001).
+    """
+    key = normalize_address(text) if str(text or "").strip() else ""
+    if len(key) < 3:
+        return []
+    found = list(
+        AddressPoint.objects.filter(normalized__startswith=key).order_by("normalized")[:limit]
+    )
+    if found:
+        return found
+    similar = AddressPoint.objects.filter(normalized__trigram_similar=key)
+    number = address_parts(text).number
+    if number:
+        similar = similar.filter(normalized__startswith=number + " ")
+    return list(
+        similar.annotate(similarity=TrigramSimilarity("normalized", key)).order_by(
+            "-similarity", "normalized"
+        )[:limit]
+    )

@@ -32,6 +32,7 @@ urlpatterns = [
     path("api/v1/analysis/", include("maps.urls")),
     path("planner/", PlannerView.as_view(), name="planner"),
     path("", include("geo311.notifications.urls")),
+    path("", include("geo311.web.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", health, name="health"),

@@ -4,6 +4,7 @@ messages link to."""
 
 import asyncio
 import json
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -186,7 +187,14 @@ def area_confirm(request: HttpRequest, token: str) -> HttpResponse:
 @non_atomic_requests
 @require_GET
 def tracking_page(request: HttpRequest, public_id: str) -> HttpResponse:
-    """A request's public status and history, updated live from its event stream."""
+    """A request's public status and history, updated live from its event stream; its public
+    point on a map (a sensitive category's at its cell centre), its photos, and follow /
+    unfollow (``geo311.web``: this browser keeps the follower token of its own follows)."""
+    from geo311.photos.models import Photo
+    from geo311.privacy import public_point
+    from geo311.selectors import follower_count
+    from geo311.web.views import followed_by_this_browser
+
     found = (
         ServiceRequest.objects.select_related("category", "status", "duplicate_of")
         .filter(public_id=public_id)
@@ -199,6 +207,17 @@ def tracking_page(request: HttpRequest, public_id: str) -> HttpResponse:
         .filter(request=found, public=True)
         .order_by("pk")
     )
+    # Public photos: the report's own (no event) and each public update's, under it.
+    report_photos, by_event = [], defaultdict(list)
+    for photo in Photo.objects.filter(request=found, public=True).order_by("created_at", "pk"):
+        if photo.event_id is None:
+            report_photos.append(photo.urls())
+        else:
+            by_event[photo.event_id].append(photo.urls())
+    for event in events:
+        event.public_photos = by_event.get(event.pk, [])  # type: ignore[attr-defined]
+    point = public_point(found.location, found.category.sensitive)
+    can_unfollow = followed_by_this_browser(request, found.public_id)
     return render(
         request,
         "notifications/pages/tracking.html",
@@ -207,5 +226,11 @@ def tracking_page(request: HttpRequest, public_id: str) -> HttpResponse:
             "events": events,
             "last_event_id": events[-1].pk if events else 0,
             "events_url": f"{settings.GEO311_EVENTS_URL}/api/v1/requests/{found.public_id}/events",
+            "point": [round(point.x, 6), round(point.y, 6)],
+            "point_public_cell": found.category.sensitive,
+            "followers": follower_count(request=found),
+            "following": can_unfollow or request.GET.get("following") == "1",
+            "can_unfollow": can_unfollow,
+            "photos": report_photos,
         },
     )

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.gis",
+    "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
     "rest_framework_gis",
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "geo311",
     "geo311.notifications",
     "geo311.photos",
+    "geo311.web",
     "boundaries",
     "importers",
     "maps",
@@ -63,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Residents' pages in the browser's language (Accept-Language), where translated.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -287,6 +291,10 @@ GEO311_TRACKING_URL = env.str(
     "GEO311_TRACKING_URL", default=GEO311_SITE_URL + "/requests/{public_id}/"
 )
 GEO311_CITY_NAME = env.str("GEO311_CITY_NAME", default="Chicago 311 (demo)")
+# Where the report page and the public map open (longitude, latitude, zoom), and the boundary
+# layer the report page draws under the pin (its slug; blank draws none).
+GEO311_MAP_CENTRE = env.list("GEO311_MAP_CENTRE", cast=float, default=[-87.6298, 41.8781, 12.0])
+GEO311_REPORT_MAP_LAYER = env.str("GEO311_REPORT_MAP_LAYER", default="wards")
 # Email: Django's SMTP backend, configured by one URL (smtp://user:password@host:587/?tls=True;
 # submission+TLS: smtp+tls://...). Development default: print messages to the worker's log.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))

@@ -179,8 +179,10 @@ class Worker:
         self.process = None
 
 
-def serve(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """Start an HTTP server process and wait until /health answers."""
+def serve(
+    command: list[str], env: dict[str, str], port: int, timeout: float = 30
+) -> subprocess.Popen[bytes]:
+    """Start an HTTP server process and wait until /health answers (at most ``timeout`` s)."""
     from urllib.request import urlopen
 
     # Its log goes to a file (a pipe nobody reads would fill and stall it), shown on failure.
@@ -189,7 +191,7 @@ def serve(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
     )
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log)
     process.log_path = log.name  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while True:
         try:
             with urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
