@@ -17,6 +17,7 @@ from . import selectors, services
 from .duplicates import Candidate, nearby_candidates
 from .models import Follower, FollowerUpdates, ServiceCategory, ServiceRequest
 from .open311.serializers import W3CDateTimeField
+from .privacy import public_address_of, public_distance_m, public_location_of
 
 MAX_CANDIDATES = 20
 
@@ -52,16 +53,28 @@ class NearbyRequestsApi(APIView):
         service_name = serializers.CharField(source="request.category.name")
         status = serializers.CharField(source="open311_status", help_text="open or closed")
         requested_datetime = W3CDateTimeField(source="request.requested_at")
-        address = serializers.CharField(source="request.address")
-        lat = serializers.FloatField(source="request.location.y")
-        lon = serializers.FloatField(source="request.location.x")
+        address = serializers.SerializerMethodField()
+        lat = serializers.SerializerMethodField()
+        lon = serializers.SerializerMethodField()
         distance_m = serializers.SerializerMethodField()
         score = serializers.SerializerMethodField()
         likely = serializers.SerializerMethodField(help_text="at or above the likely threshold")
         reasons = serializers.ListField(child=serializers.CharField())
 
+        # Sensitive categories: the cell centre, no address, the distance rounded to the grid.
+        def get_address(self, candidate: Candidate) -> str:
+            return public_address_of(candidate.request)
+
+        def get_lat(self, candidate: Candidate) -> float:
+            return public_location_of(candidate.request).y
+
+        def get_lon(self, candidate: Candidate) -> float:
+            return public_location_of(candidate.request).x
+
         def get_distance_m(self, candidate: Candidate) -> float:
-            return round(candidate.features.distance_m, 1)
+            return public_distance_m(
+                candidate.features.distance_m, candidate.request.category.sensitive
+            )
 
         def get_score(self, candidate: Candidate) -> float:
             return round(candidate.score, 3)

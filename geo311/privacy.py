@@ -7,6 +7,8 @@ EPSG:3857 (the tiles' grid), never at its exact point. SQL calls the database fu
 publishes one request calls ``public_point``, which computes the same point.
 """
 
+from typing import Any, cast
+
 from django.conf import settings
 from django.contrib.gis.geos import Point
 
@@ -26,13 +28,34 @@ def public_point(location: Point, sensitive: bool) -> Point:
     if not sensitive:
         return location
     grid = sensitive_grid_m()
-    projected = location.transform(WEB_MERCATOR, clone=True)
+    projected = cast(Point, location.transform(WEB_MERCATOR, clone=True))
     snapped = Point(
         _cell_centre(projected.x, grid), _cell_centre(projected.y, grid), srid=WEB_MERCATOR
     )
-    return snapped.transform(location.srid or 4326, clone=True)
+    return cast(Point, snapped.transform(location.srid or 4326, clone=True))
 
 
 def _cell_centre(value: float, grid: float) -> float:
     # ST_SnapToGrid rounds with rint() (half to even), as round() does.
     return round((value - grid / 2) / grid) * grid + grid / 2
+
+
+def public_location_of(request: Any) -> Point:
+    """A request's point as the public may see it (its category's ``sensitive`` decides)."""
+    return public_point(request.location, bool(request.category.sensitive))
+
+
+def public_address_of(request: Any) -> str:
+    """The street address the public may see: none for a sensitive category (an address is
+    an exact place, whatever the grid hides)."""
+    return "" if request.category.sensitive else str(request.address)
+
+
+def public_distance_m(distance_m: float, sensitive: bool) -> float:
+    """A distance to a request as the public may see it: to a sensitive request, rounded to
+    the grid, so that distances from several probe points cannot pin its exact place down
+    more finely than its published cell does."""
+    if not sensitive:
+        return round(distance_m, 1)
+    grid = sensitive_grid_m()
+    return float(round(distance_m / grid) * grid)

@@ -4,6 +4,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from maps.feature_urls import layer_urlpatterns, ogc_urlpatterns
 from maps.views import PlannerView
 
 
@@ -22,6 +23,8 @@ urlpatterns = [
     path("api/v1/staff/", include("geo311.staff_urls")),
     path("open311/v2/", include("geo311.open311.urls")),
     path("api/v1/analysis/", include("maps.urls")),
+    path("api/v1/layers/", include(layer_urlpatterns)),
+    path("ogc/", include(ogc_urlpatterns)),
     path("planner/", PlannerView.as_view(), name="planner"),
     path("", include("geo311.notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
