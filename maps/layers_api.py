@@ -170,6 +170,7 @@ class RequestsLayerApi(PublicLayerApi):
     ``next`` link (a keyset cursor, ``after``) or with ``offset``."""
 
     @extend_schema(
+        operation_id="layers_requests_geojson",
         parameters=[RequestsLayerInputSerializer],
         responses={(200, GEOJSON): OpenApiTypes.OBJECT, 400: OpenApiResponse(OpenApiTypes.OBJECT)},
         tags=["layers"],
@@ -208,6 +209,7 @@ class BoundariesLayerApi(PublicLayerApi):
     """A boundary layer's current (active) version as one GeoJSON FeatureCollection."""
 
     @extend_schema(
+        operation_id="layers_boundaries_geojson",
         parameters=[BoundariesLayerInputSerializer],
         responses={(200, GEOJSON): OpenApiTypes.OBJECT},
         tags=["layers"],

@@ -69,7 +69,9 @@ class OgcApi(PublicLayerApi):
 
 
 class LandingPageApi(OgcApi):
-    @extend_schema(responses={(200, JSON): OpenApiTypes.OBJECT}, tags=TAGS)
+    @extend_schema(
+        operation_id="ogc_landing_page", responses={(200, JSON): OpenApiTypes.OBJECT}, tags=TAGS
+    )
     def get(self, request: Request) -> HttpResponse:
         return _json(
             {
@@ -92,7 +94,9 @@ class LandingPageApi(OgcApi):
 
 
 class ConformanceApi(OgcApi):
-    @extend_schema(responses={(200, JSON): OpenApiTypes.OBJECT}, tags=TAGS)
+    @extend_schema(
+        operation_id="ogc_conformance", responses={(200, JSON): OpenApiTypes.OBJECT}, tags=TAGS
+    )
     def get(self, request: Request) -> HttpResponse:
         return _json({"conformsTo": CONFORMANCE})
 
@@ -152,7 +156,9 @@ def _layer_collection(request: Request, layer: BoundaryLayer) -> dict[str, Any]:
 
 
 class CollectionsApi(OgcApi):
-    @extend_schema(responses={(200, JSON): OpenApiTypes.OBJECT}, tags=TAGS)
+    @extend_schema(
+        operation_id="ogc_collections", responses={(200, JSON): OpenApiTypes.OBJECT}, tags=TAGS
+    )
     def get(self, request: Request) -> HttpResponse:
         collections = [_requests_collection(request)]
         # A boundary layer called "requests" would be hidden by the requests collection.
@@ -177,7 +183,9 @@ def _layer(collection_id: str) -> BoundaryLayer:
 
 
 class CollectionApi(OgcApi):
-    @extend_schema(responses={(200, JSON): OpenApiTypes.OBJECT}, tags=TAGS)
+    @extend_schema(
+        operation_id="ogc_collection", responses={(200, JSON): OpenApiTypes.OBJECT}, tags=TAGS
+    )
     def get(self, request: Request, collection_id: str) -> HttpResponse:
         if collection_id == REQUESTS:
             return _json(_requests_collection(request))
@@ -221,6 +229,7 @@ class ItemsInputSerializer(FormatInputSerializer):
 
 class ItemsApi(OgcApi):
     @extend_schema(
+        operation_id="ogc_items",
         parameters=[
             ItemsInputSerializer,
             OpenApiParameter("collection_id", str, OpenApiParameter.PATH),
@@ -274,7 +283,9 @@ class ItemsApi(OgcApi):
 
 
 class ItemApi(OgcApi):
-    @extend_schema(responses={(200, GEOJSON): OpenApiTypes.OBJECT}, tags=TAGS)
+    @extend_schema(
+        operation_id="ogc_item", responses={(200, GEOJSON): OpenApiTypes.OBJECT}, tags=TAGS
+    )
     def get(self, request: Request, collection_id: str, feature_id: str) -> HttpResponse:
         if collection_id == REQUESTS:
             feature = features.request_feature(public_id=feature_id)
