@@ -341,26 +341,47 @@ def _stream_head(path: str, params: dict[str, Any]) -> bytes:
     return async_to_sync(read)()
 
 
+def _vertices(coordinates: Any) -> Iterator[tuple[float, float]]:
+    if coordinates and isinstance(coordinates[0], int | float):
+        yield float(coordinates[0]), float(coordinates[1])
+    else:
+        for part in coordinates:
+            yield from _vertices(part)
+
+
 def _tile_points(body: bytes, path: str) -> list[tuple[float, float]]:
-    """Every vertex of a vector tile, in WGS84 degrees."""
+    """Every vertex of a vector tile ``.../{z}/{x}/{y}.mvt``, in WGS84 degrees."""
     z, x, y = (int(v) for v in re.findall(r"/(\d+)/(\d+)/(\d+)\.mvt", path)[0])
+    n = 2**z
     points = []
     for layer in mapbox_vector_tile.decode(body).values():
         extent = layer.get("extent", 4096)
         for feature in layer["features"]:
-            coords = feature["geometry"]["coordinates"]
-            flat: list[Any] = [coords]
-            while (
-                flat and isinstance(flat[0], list | tuple) and isinstance(flat[0][0], list | tuple)
-            ):
-                flat = [c for part in flat for c in part]
-            for px, py in flat[0] if flat and isinstance(flat[0][0], list | tuple) else flat:
-                n = 2**z
+            for px, py in _vertices(feature["geometry"]["coordinates"]):
                 lon = (x + px / extent) / n * 360 - 180
                 # mapbox_vector_tile decodes with y up (0 at the bottom of the tile).
                 merc_y = math.pi * (1 - 2 * (y + 1 - py / extent) / n)
                 points.append((lon, math.degrees(math.atan(math.sinh(merc_y)))))
     return points
+
+
+def test_the_walk_reads_tile_vertices_in_degrees() -> None:
+    """The tile check decodes vertices to degrees: a tile with a point on the house gives it
+    back, to a fraction of a metre."""
+    z = 16
+    n = 2**z
+    x = int((HOUSE.x + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(HOUSE.y))) / math.pi) / 2 * n)
+    west, east = x / n * 360 - 180, (x + 1) / n * 360 - 180
+    north = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / n))))
+    south = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 1) / n))))
+    tile = mapbox_vector_tile.encode(
+        [{"name": "requests", "features": [{"geometry": HOUSE.wkt, "properties": {}}]}],
+        default_options={"quantize_bounds": (west, south, east, north)},
+    )
+    ((lon, lat),) = _tile_points(tile, f"/tiles/requests/{z}/{x}/{y}.mvt")
+    assert abs(lon - HOUSE.x) < 2e-6
+    assert abs(lat - HOUSE.y) < 2e-6
 
 
 def where_of(call: Call) -> str:
