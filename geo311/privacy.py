@@ -59,3 +59,12 @@ def public_distance_m(distance_m: float, sensitive: bool) -> float:
         return round(distance_m, 1)
     grid = sensitive_grid_m()
     return float(round(distance_m / grid) * grid)
+
+
+def public_reasons(reasons: list[str], sensitive: bool) -> list[str]:
+    """Why a request may repeat another, as the public may read it: for a sensitive request,
+    without the street-address comparison (asking with address after address would tell
+    which one it is)."""
+    if not sensitive:
+        return reasons
+    return [reason for reason in reasons if "street address" not in reason]

@@ -489,3 +489,19 @@ def test_staff_keep_the_exact_point_and_address(seeded: Seeded, client: Client) 
     assert HOUSE_ADDRESS in text
     assert str(HOUSE.x) in text
     assert str(HOUSE.y) in text
+
+
+def test_nearby_reasons_do_not_confirm_a_sensitive_address(seeded: Seeded, client: Client) -> None:
+    def reasons(code: str, address: str, public_id: str) -> list[str]:
+        near = _near_house(seeded) if code == "NOISE" else {"lat": LOOP.y, "lon": LOOP.x}
+        body = client.get(
+            "/api/v1/requests/nearby",
+            {**near, "service_code": code, "address": address, "limit": 20},
+        ).json()
+        (found,) = [c for c in body["candidates"] if c["public_id"] == public_id]
+        return list(found["reasons"])
+
+    assert not any(
+        "address" in r for r in reasons("NOISE", HOUSE_ADDRESS, seeded.sensitive.public_id)
+    )
+    assert "same street address" in reasons("POTHOLE", "1 N State St", seeded.plain.public_id)

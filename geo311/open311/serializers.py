@@ -23,7 +23,12 @@ from geo311.addresses import AddressNotFound, address_get, address_resolve
 from geo311.models import Channel, ServiceCategory, ServiceRequest, ServiceType, StatusEvent
 from geo311.notifications.models import Notify
 from geo311.notifications.services import reporter_preference_check
-from geo311.privacy import public_address_of, public_distance_m, public_location_of
+from geo311.privacy import (
+    public_address_of,
+    public_distance_m,
+    public_location_of,
+    public_reasons,
+)
 from geo311.services import Reporter, location_from_lat_long
 
 from .errors import not_found
@@ -675,7 +680,7 @@ class NearbyRequestSerializer(serializers.Serializer):
     distance_m = serializers.SerializerMethodField()
     score = serializers.SerializerMethodField()
     likely = serializers.SerializerMethodField(help_text="at or above the likely threshold")
-    reasons = serializers.ListField(child=serializers.CharField())
+    reasons = serializers.SerializerMethodField()
 
     # Sensitive categories: the cell centre, no address, the distance rounded to the grid.
     def get_address(self, candidate: Any) -> str:
@@ -686,6 +691,10 @@ class NearbyRequestSerializer(serializers.Serializer):
 
     def get_long(self, candidate: Any) -> float:
         return public_location_of(candidate.request).x
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_reasons(self, candidate: Any) -> list[str]:
+        return public_reasons(candidate.reasons, candidate.request.category.sensitive)
 
     def get_distance_m(self, candidate: Any) -> float:
         return public_distance_m(
