@@ -66,7 +66,10 @@ def test_a_page_holds_public_fields_and_links_to_the_next(
     assert feature["geometry"]["type"] == "Point"
     assert feature["id"] == feature["properties"]["service_request_id"]
     (link,) = [x for x in first["links"] if x["rel"] == "next"]
-    second = geojson(client.get(link["href"]))
+    assert "after=" in link["href"]
+    second_response = client.get(link["href"])
+    assert second_response["Link"].startswith("<http://testserver/api/v1/layers/requests.geojson?")
+    second = geojson(second_response)
     ids = [f["id"] for f in first["features"]]
     more = [f["id"] for f in second["features"]]
     assert len(more) == 50
