@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
@@ -17,6 +17,12 @@ from . import selectors, services
 from .duplicates import Candidate, nearby_candidates
 from .models import Follower, FollowerUpdates, ServiceCategory, ServiceRequest
 from .open311.serializers import W3CDateTimeField
+from .privacy import (
+    public_address_of,
+    public_distance_m,
+    public_location_of,
+    public_reasons,
+)
 
 MAX_CANDIDATES = 20
 
@@ -52,16 +58,32 @@ class NearbyRequestsApi(APIView):
         service_name = serializers.CharField(source="request.category.name")
         status = serializers.CharField(source="open311_status", help_text="open or closed")
         requested_datetime = W3CDateTimeField(source="request.requested_at")
-        address = serializers.CharField(source="request.address")
-        lat = serializers.FloatField(source="request.location.y")
-        lon = serializers.FloatField(source="request.location.x")
+        address = serializers.SerializerMethodField()
+        lat = serializers.SerializerMethodField()
+        lon = serializers.SerializerMethodField()
         distance_m = serializers.SerializerMethodField()
         score = serializers.SerializerMethodField()
         likely = serializers.SerializerMethodField(help_text="at or above the likely threshold")
-        reasons = serializers.ListField(child=serializers.CharField())
+        reasons = serializers.SerializerMethodField()
+
+        # Sensitive categories: the cell centre, no address, the distance rounded to the grid.
+        def get_address(self, candidate: Candidate) -> str:
+            return public_address_of(candidate.request)
+
+        def get_lat(self, candidate: Candidate) -> float:
+            return public_location_of(candidate.request).y
+
+        def get_lon(self, candidate: Candidate) -> float:
+            return public_location_of(candidate.request).x
+
+        @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+        def get_reasons(self, candidate: Candidate) -> list[str]:
+            return public_reasons(candidate.reasons, candidate.request.category.sensitive)
 
         def get_distance_m(self, candidate: Candidate) -> float:
-            return round(candidate.features.distance_m, 1)
+            return public_distance_m(
+                candidate.features.distance_m, candidate.request.category.sensitive
+            )
 
         def get_score(self, candidate: Candidate) -> float:
             return round(candidate.score, 3)

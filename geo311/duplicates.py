@@ -193,6 +193,7 @@ def _candidate(row: tuple, *, group: str) -> Candidate:
             "id": values["category_id"],
             "service_code": values["service_code"],
             "name": values["service_name"],
+            "sensitive": bool(values["sensitive"]),
         },
     )
     request.status = _partial(

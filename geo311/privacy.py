@@ -7,6 +7,8 @@ EPSG:3857 (the tiles' grid), never at its exact point. SQL calls the database fu
 publishes one request calls ``public_point``, which computes the same point.
 """
 
+from typing import Any, cast
+
 from django.conf import settings
 from django.contrib.gis.geos import Point
 
@@ -26,14 +28,43 @@ def public_point(location: Point, sensitive: bool) -> Point:
     if not sensitive:
         return location
     grid = sensitive_grid_m()
-    projected = Point(location.x, location.y, srid=location.srid or 4326)
-    projected.transform(WEB_MERCATOR)
-    x, y = projected.x, projected.y
-    snapped = Point(_cell_centre(x, grid), _cell_centre(y, grid), srid=WEB_MERCATOR)
-    snapped.transform(location.srid or 4326)
-    return snapped
+    projected = cast(Point, location.transform(WEB_MERCATOR, clone=True))
+    snapped = Point(
+        _cell_centre(projected.x, grid), _cell_centre(projected.y, grid), srid=WEB_MERCATOR
+    )
+    return cast(Point, snapped.transform(location.srid or 4326, clone=True))
 
 
 def _cell_centre(value: float, grid: float) -> float:
     # ST_SnapToGrid rounds with rint() (half to even), as round() does.
     return round((value - grid / 2) / grid) * grid + grid / 2
+
+
+def public_location_of(request: Any) -> Point:
+    """A request's point as the public may see it (its category's ``sensitive`` decides)."""
+    return public_point(request.location, bool(request.category.sensitive))
+
+
+def public_address_of(request: Any) -> str:
+    """The street address the public may see: none for a sensitive category (an address is
+    an exact place, whatever the grid hides)."""
+    return "" if request.category.sensitive else str(request.address)
+
+
+def public_distance_m(distance_m: float, sensitive: bool) -> float:
+    """A distance to a request as the public may see it: to a sensitive request, rounded to
+    the grid, so that distances from several probe points cannot pin its exact place down
+    more finely than its published cell does."""
+    if not sensitive:
+        return round(distance_m, 1)
+    grid = sensitive_grid_m()
+    return float(round(distance_m / grid) * grid)
+
+
+def public_reasons(reasons: list[str], sensitive: bool) -> list[str]:
+    """Why a request may repeat another, as the public may read it: for a sensitive request,
+    without the street-address comparison (asking with address after address would tell
+    which one it is)."""
+    if not sensitive:
+        return reasons
+    return [reason for reason in reasons if "street address" not in reason]

@@ -14,7 +14,18 @@ from django.contrib.gis.db.models import PointField
 from django.contrib.gis.geos import GEOSGeometry, Point, Polygon
 from django.contrib.gis.measure import D
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db.models import Count, Exists, Model, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    Count,
+    Exists,
+    Func,
+    Model,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
@@ -31,11 +42,15 @@ from .models import (
     StatusEvent,
     Team,
 )
+from .privacy import sensitive_grid_m
 from .roles import visible_requests
 from .routing import Area, RoutingError, route_among
 
 # Metres per degree of latitude, rounded down, so the box built from it is never too small.
 _METRES_PER_DEGREE = 110_000.0
+# EPSG:3857 metres per degree of longitude (and at most that per degree of latitude): a cell
+# of the sensitive grid spans at most this many degrees.
+_METRES_PER_WEB_MERCATOR_DEGREE = 111_319.0
 
 
 def category_list() -> QuerySet[ServiceCategory]:
@@ -111,11 +126,36 @@ def request_list(
         requests = requests.filter(updated_at__gte=updated_from)
     if updated_to:
         requests = requests.filter(updated_at__lte=updated_to)
+    # Place filters test the public location (a sensitive request's cell centre, as listed):
+    # tested on the exact point, a small enough box would find it. The exact point, widened
+    # by a cell, narrows first on its index.
     if bbox:
-        requests = requests.filter(location__intersects=Polygon.from_bbox(bbox))
+        west, south, east, north = bbox
+        cell = sensitive_grid_m() / _METRES_PER_WEB_MERCATOR_DEGREE
+        wide = (west - cell, south - cell, east + cell, north + cell)
+        requests = (
+            requests.filter(location__intersects=Polygon.from_bbox(wide))
+            .alias(public_location=_public_location())
+            .filter(public_location__intersects=Polygon.from_bbox(bbox))
+        )
     if near:
-        requests = _within_metres(requests, point=near[0], metres=near[1])
+        requests = _within_metres(
+            requests, point=near[0], metres=near[1] + sensitive_grid_m()
+        ).alias(public_geography=Cast(_public_location(), PointField(geography=True, srid=4326)))
+        requests = requests.filter(public_geography__dwithin=(near[0], D(m=near[1])))
     return requests
+
+
+def _public_location() -> Func:
+    """The request's location as the public sees it (``geo311_public_location``, migration
+    0009), for filters that must not tell more than the list shows."""
+    return Func(
+        "location",
+        "category__sensitive",
+        Value(sensitive_grid_m()),
+        function="geo311_public_location",
+        output_field=PointField(srid=4326),
+    )
 
 
 def _within_metres(

@@ -63,7 +63,8 @@ LEFT JOIN LATERAL (
            ))) AS score
     FROM (
         SELECT r.id, r.public_id, r.category_id, k.service_code, k.name AS service_name,
-               r.status_id, s.open311_status AS status, r.requested_at, r.closed_at, r.address,
+               k.sensitive, r.status_id, s.open311_status AS status, r.requested_at,
+               r.closed_at, r.address,
                ST_X(r.location) AS lon, ST_Y(r.location) AS lat,
                ST_Distance(r.location::geography(Point, 4326), p.geog) AS distance_m,
                greatest(extract(epoch FROM p.at - r.requested_at)::float8 / 86400.0, 0.0) AS days,
@@ -131,6 +132,7 @@ COLUMNS = (
     "category_id",
     "service_code",
     "service_name",
+    "sensitive",
     "status_id",
     "status",
     "requested_at",

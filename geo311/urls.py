@@ -7,6 +7,7 @@ from django.urls import include, path, re_path
 from django.views.static import serve as static_serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from maps.feature_urls import layer_urlpatterns, ogc_urlpatterns
 from maps.views import PlannerView
 
 
@@ -30,6 +31,8 @@ urlpatterns = [
     path("api/v1/staff/", include("geo311.staff_urls")),
     path("open311/v2/", include("geo311.open311.urls")),
     path("api/v1/analysis/", include("maps.urls")),
+    path("api/v1/layers/", include(layer_urlpatterns)),
+    path("ogc/", include(ogc_urlpatterns)),
     path("planner/", PlannerView.as_view(), name="planner"),
     path("", include("geo311.notifications.urls")),
     path("", include("geo311.web.urls")),

@@ -23,6 +23,12 @@ from geo311.addresses import AddressNotFound, address_get, address_resolve
 from geo311.models import Channel, ServiceCategory, ServiceRequest, ServiceType, StatusEvent
 from geo311.notifications.models import Notify
 from geo311.notifications.services import reporter_preference_check
+from geo311.privacy import (
+    public_address_of,
+    public_distance_m,
+    public_location_of,
+    public_reasons,
+)
 from geo311.services import Reporter, location_from_lat_long
 
 from .errors import not_found
@@ -447,22 +453,34 @@ class RequestSerializer(serializers.Serializer):
     requested_datetime = W3CDateTimeField(source="requested_at")
     updated_datetime = W3CDateTimeField(source="updated_at")
     expected_datetime = W3CDateTimeField(source="expected_at", allow_null=True)
-    address = serializers.CharField()
-    address_id = serializers.CharField()
+    address = serializers.SerializerMethodField(help_text="empty for a sensitive category")
+    address_id = serializers.SerializerMethodField(help_text="empty for a sensitive category")
     zipcode = serializers.CharField()
-    lat = serializers.SerializerMethodField()
-    long = serializers.SerializerMethodField()
+    lat = serializers.SerializerMethodField(
+        help_text="a sensitive category's request: the centre of its grid cell"
+    )
+    long = serializers.SerializerMethodField(
+        help_text="a sensitive category's request: the centre of its grid cell"
+    )
     media_url = serializers.CharField()
 
     def get_status_notes(self, request: ServiceRequest) -> str:
         events = _public_events(request)
         return events[-1].note if events else ""
 
+    # A sensitive category's request (a noise complaint) is published at its grid cell's
+    # centre and without its street address (geo311.privacy); staff see both.
+    def get_address(self, request: ServiceRequest) -> str:
+        return public_address_of(request)
+
+    def get_address_id(self, request: ServiceRequest) -> str:
+        return "" if request.category.sensitive else request.address_id
+
     def get_lat(self, request: ServiceRequest) -> float:
-        return request.location.y
+        return public_location_of(request).y
 
     def get_long(self, request: ServiceRequest) -> float:
-        return request.location.x
+        return public_location_of(request).x
 
 
 class AreaSerializer(serializers.Serializer):
@@ -656,16 +674,32 @@ class NearbyRequestSerializer(serializers.Serializer):
     service_name = serializers.CharField(source="request.category.name")
     status = serializers.CharField(source="open311_status", help_text="open or closed")
     requested_datetime = W3CDateTimeField(source="request.requested_at")
-    address = serializers.CharField(source="request.address")
-    lat = serializers.FloatField(source="request.location.y")
-    long = serializers.FloatField(source="request.location.x")
+    address = serializers.SerializerMethodField()
+    lat = serializers.SerializerMethodField()
+    long = serializers.SerializerMethodField()
     distance_m = serializers.SerializerMethodField()
     score = serializers.SerializerMethodField()
     likely = serializers.SerializerMethodField(help_text="at or above the likely threshold")
-    reasons = serializers.ListField(child=serializers.CharField())
+    reasons = serializers.SerializerMethodField()
+
+    # Sensitive categories: the cell centre, no address, the distance rounded to the grid.
+    def get_address(self, candidate: Any) -> str:
+        return public_address_of(candidate.request)
+
+    def get_lat(self, candidate: Any) -> float:
+        return public_location_of(candidate.request).y
+
+    def get_long(self, candidate: Any) -> float:
+        return public_location_of(candidate.request).x
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_reasons(self, candidate: Any) -> list[str]:
+        return public_reasons(candidate.reasons, candidate.request.category.sensitive)
 
     def get_distance_m(self, candidate: Any) -> float:
-        return round(candidate.features.distance_m, 1)
+        return public_distance_m(
+            candidate.features.distance_m, candidate.request.category.sensitive
+        )
 
     def get_score(self, candidate: Any) -> float:
         return round(candidate.score, 3)
