@@ -26,11 +26,12 @@ def public_point(location: Point, sensitive: bool) -> Point:
     if not sensitive:
         return location
     grid = sensitive_grid_m()
-    projected = location.transform(WEB_MERCATOR, clone=True)
-    snapped = Point(
-        _cell_centre(projected.x, grid), _cell_centre(projected.y, grid), srid=WEB_MERCATOR
-    )
-    return snapped.transform(location.srid or 4326, clone=True)
+    projected = Point(location.x, location.y, srid=location.srid or 4326)
+    projected.transform(WEB_MERCATOR)
+    x, y = projected.x, projected.y
+    snapped = Point(_cell_centre(x, grid), _cell_centre(y, grid), srid=WEB_MERCATOR)
+    snapped.transform(location.srid or 4326)
+    return snapped
 
 
 def _cell_centre(value: float, grid: float) -> float:

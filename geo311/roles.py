@@ -51,6 +51,8 @@ MODEL_PERMISSIONS: dict[str, list[str]] = {
         "geo311.view_routingrule",
         "geo311.view_status",
         "geo311.view_statustransition",
+        # The planner page and the analysis API (maps/).
+        "maps.view_reports",
     ],
     GIS_ADMIN: [
         f"boundaries.{action}_{model}"
@@ -120,7 +122,7 @@ rules.add_perm("geo311.add_request_note", works_on_it)
 rules.add_perm("geo311.assign_request", runs_it)
 rules.add_perm("geo311.merge_request", runs_it)
 rules.add_perm("geo311.move_request", runs_it)
-rules.add_perm("geo311.view_reports", is_manager)
+rules.add_perm("maps.view_reports", is_manager)
 
 
 def visible_requests(user: Any) -> Q:

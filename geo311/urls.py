@@ -1,7 +1,10 @@
+from django.conf import settings
 from django.contrib import admin
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.urls import include, path
+from django.http.response import HttpResponseBase
+from django.urls import include, path, re_path
+from django.views.static import serve as static_serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from maps.views import PlannerView
@@ -12,6 +15,11 @@ def health(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+def media(request: HttpRequest, path: str) -> HttpResponseBase:
+    """Uploaded photos from MEDIA_ROOT, when no web server or bucket serves them."""
+    return static_serve(request, path, document_root=settings.MEDIA_ROOT)
 
 
 urlpatterns = [
@@ -29,3 +37,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", health, name="health"),
 ]
+if settings.GEO311_SERVE_MEDIA:
+    urlpatterns += [re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", media)]

@@ -2,6 +2,7 @@
 ``production.py`` removes the defaults that must not reach production."""
 
 from pathlib import Path
+from typing import Any
 
 import environ
 import pghistory
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
     "rules",
     "geo311",
     "geo311.notifications",
+    "geo311.photos",
     "geo311.staffweb",
     "boundaries",
     "importers",
@@ -124,10 +126,31 @@ STATICFILES_DIRS = [
 ]
 MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = "media/"
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Uploads (photos) in an S3-compatible bucket instead of MEDIA_ROOT: GEO311_MEDIA_S3_BUCKET plus
+# the AWS_* variables django-storages reads (AWS_S3_ENDPOINT_URL for MinIO, Ceph, R2, ...).
+if env.str("GEO311_MEDIA_S3_BUCKET", default=""):
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("GEO311_MEDIA_S3_BUCKET"),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "querystring_auth": env.bool("AWS_QUERYSTRING_AUTH", default=False),
+            "file_overwrite": False,
+        },
+    }
+# Served by the app itself from MEDIA_ROOT (fine for one server; put a web server or the bucket in
+# front at scale and set this false).
+GEO311_SERVE_MEDIA = env.bool("GEO311_SERVE_MEDIA", default=True)
+# Photos: largest upload accepted, how many per report, and the sizes of the stored copies.
+GEO311_PHOTO_MAX_BYTES = env.int("GEO311_PHOTO_MAX_BYTES", default=10_000_000)
+GEO311_PHOTO_MAX_PER_REQUEST = env.int("GEO311_PHOTO_MAX_PER_REQUEST", default=6)
+GEO311_PHOTO_LARGE_PX = env.int("GEO311_PHOTO_LARGE_PX", default=1600)
+GEO311_PHOTO_THUMBNAIL_PX = env.int("GEO311_PHOTO_THUMBNAIL_PX", default=320)
 # Uploaded boundary files (zipped shapefiles, GeoPackages) can be tens of MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

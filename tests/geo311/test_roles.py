@@ -89,3 +89,14 @@ def test_gis_admins_manage_boundaries_in_the_admin_but_have_no_queue(chicago_cit
     assert client.get("/admin/boundaries/layer/").status_code == 200
     assert client.get("/admin/geo311/servicerequest/").status_code == 403
     assert client.get("/api/v1/staff/requests").status_code == 403
+
+
+def test_managers_open_the_planner_and_the_analyses_other_roles_do_not(chicago_city):
+    streets = Department.objects.get(slug="streets-sanitation")
+    manager, _ = staff_user_create(username="planner-boss", role=MANAGER, department=streets)
+    crew, _ = staff_user_create(username="crew-7", role=CREW, department=streets)
+    for user, page, api in ((manager, 200, 200), (crew, 403, 403)):
+        client = Client()
+        client.force_login(user)
+        assert client.get("/planner/").status_code == page
+        assert client.get("/api/v1/analysis/runs/").status_code == api
