@@ -20,6 +20,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.contrib.gis.geos import Point
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
 from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -41,6 +42,8 @@ from django.views.decorators.http import require_GET, require_POST
 from geo311 import selectors, services
 from geo311.models import Department, ServiceRequest, Status, Team
 from geo311.notifications.views import _cors
+from geo311.photos.models import Photo
+from geo311.photos.services import photo_absolute_url, photo_ingest, photos_attach_to_event
 from geo311.roles import CREW, is_manager, staff_profile
 from geo311.services import Actor
 
@@ -356,7 +359,8 @@ def field_work(request: HttpRequest) -> JsonResponse:
 @staff_required
 def field_update(request: HttpRequest, public_id: str) -> HttpResponse:
     """On site or completed, from the field: the transition the city allows (with its note
-    rule), and the photo stored on the event."""
+    rule), with the photo (cleaned by ``photo_ingest``) on the event; nothing is kept when
+    either is refused."""
     found = get_object_or_404(
         ServiceRequest.objects.select_related("status", "department"), public_id=public_id
     )
@@ -380,15 +384,25 @@ def field_update(request: HttpRequest, public_id: str) -> HttpResponse:
             request, _("%(id)s: no status '%(code)s'") % {"id": public_id, "code": data["status"]}
         )
         return HttpResponseRedirect(back)
+    photo: Photo | None = None
     try:
         with transaction.atomic():
-            services.request_transition(
+            # The photo first: the event carries its URL (for the resident's message).
+            if data["photo"]:
+                photo = photo_ingest(data["photo"], request=found)
+            event = services.request_transition(
                 request=found,
                 status=status,
                 actor=Actor(user=request.user),  # type: ignore[arg-type]
                 public_note=data["public_note"],
+                photo_url=photo_absolute_url(photo) if photo is not None else "",
             )
+            if photo is not None:
+                photos_attach_to_event([photo], event)
     except ValidationError as exc:
+        if photo is not None:  # its row is rolled back; its stored copies go too
+            default_storage.delete(photo.large)
+            default_storage.delete(photo.thumbnail)
         messages.error(request, f"{public_id}: {' '.join(exc.messages)}")
         return HttpResponseRedirect(back)
     messages.success(request, _("%(id)s: %(status)s") % {"id": public_id, "status": status.name})

@@ -3,15 +3,20 @@ to sign in, non-staff get 403, a crew of another department sees nothing of ours
 filters, map and counts, bulk actions, and the field view's distance sort and status buttons."""
 
 import datetime as dt
+import io
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.gis.geos import Point
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
+from PIL import Image
 
 from geo311.models import ServiceCategory, ServiceRequest, StatusEvent
+from geo311.photos.models import Photo
 from geo311.roles import CREW, DEPARTMENT_STAFF, MANAGER
 from geo311.services import Actor, Reporter, request_assign, request_create
 from tests.factories import staff_user
@@ -337,3 +342,75 @@ def test_a_transition_the_city_refuses_is_explained(client: Client, city) -> Non
     )
     response = client.post(f"/staff/field/{near.public_id}/update", {"status": "nope"}, follow=True)
     assert "no status &#x27;nope&#x27;" in response.content.decode()
+
+
+def jpeg(size: tuple[int, int] = (640, 480)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (40, 120, 60)).save(out, "JPEG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def media(settings, tmp_path) -> Path:  # type: ignore[no-untyped-def]
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return Path(settings.MEDIA_ROOT)
+
+
+def ready_for_the_crew(client: Client, city: dict[str, Any]) -> ServiceRequest:
+    near = city["requests"]["near"]
+    signed_in(client, city["users"]["sanitation"])
+    client.post(
+        "/staff/queue/bulk",
+        {"action": "transition", "selected": [near.public_id], "status": "assigned"},
+    )
+    signed_in(client, city["users"]["crew"])
+    return near
+
+
+def test_completed_with_a_photo_puts_the_photo_on_the_event(client: Client, city, media) -> None:
+    near = ready_for_the_crew(client, city)
+    response = client.post(
+        f"/staff/field/{near.public_id}/update",
+        {
+            "status": "completed",
+            "public_note": "Carts emptied",
+            "photo": SimpleUploadedFile("done.jpg", jpeg(), content_type="image/jpeg"),
+        },
+        follow=True,
+    )
+    assert f"{near.public_id}: Completed" in response.content.decode()
+    event = StatusEvent.objects.get(request=near, status__code="completed")
+    [photo] = Photo.objects.filter(request=near)
+    assert photo.event_id == event.pk
+    assert photo.public
+    assert event.photo_url.endswith(photo.urls()["large"])
+    assert (media / photo.large).is_file()
+    assert (media / photo.thumbnail).is_file()
+
+
+def test_a_refused_photo_changes_nothing_and_names_the_file(client: Client, city, media):
+    near = ready_for_the_crew(client, city)
+    response = client.post(
+        f"/staff/field/{near.public_id}/update",
+        {
+            "status": "completed",
+            "photo": SimpleUploadedFile("notes.jpg", b"not a picture", content_type="image/jpeg"),
+        },
+        follow=True,
+    )
+    assert "notes.jpg: not an image" in response.content.decode()
+    near.refresh_from_db()
+    assert near.status.code == "assigned"
+    assert not Photo.objects.filter(request=near).exists()
+    # A good photo with a transition the city refuses: neither the row nor its files stay.
+    response = client.post(
+        f"/staff/field/{near.public_id}/update",
+        {
+            "status": "submitted",
+            "photo": SimpleUploadedFile("done.jpg", jpeg(), content_type="image/jpeg"),
+        },
+        follow=True,
+    )
+    assert "cannot change to &#x27;submitted&#x27;" in response.content.decode()
+    assert not Photo.objects.filter(request=near).exists()
+    assert [p for p in media.rglob("*") if p.is_file()] == []

@@ -24,7 +24,7 @@
         setTimeout(function () { li.classList.remove("highlight"); }, 1500);
       });
     });
-    if (jobs().length) { map.fitBounds(markers.getBounds(), { maxZoom: 16, padding: [20, 20] }); }
+    if (jobs().length) { map.fitBounds(markers.getBounds(), { maxZoom: 16, padding: [40, 40] }); }
   }
 
   function located(lat, lon) {

@@ -33,7 +33,7 @@
           }
         }).addTo(map);
         mapEl.dataset.features = String(data.features.length);
-        if (data.features.length) { map.fitBounds(layer.getBounds(), { maxZoom: 16, padding: [20, 20] }); }
+        if (data.features.length) { map.fitBounds(layer.getBounds(), { maxZoom: 16, padding: [40, 40] }); }
       });
   }
 
