@@ -94,7 +94,13 @@ def field_work(*, user: Any, near: Point | None = None) -> QuerySet[ServiceReque
     profile = staff_profile(user)
     if profile is not None and profile.team_id:
         mine |= Q(team_id=profile.team_id, assignee__isnull=True)
-    work = selectors.staff_queue(user=user, open_only=True).filter(mine)
+    # The crew reads the description (the queue defers it); the rest stays deferred.
+    work = (
+        selectors.staff_queue(user=user, open_only=True)
+        .filter(mine)
+        .defer(None)
+        .defer("attributes", "routing", "duplicate_reasons")
+    )
     if near is None:
         return work.order_by("requested_at", "pk")
     # ST_Distance(geography, geography): metres on the spheroid (GeoDjango sends ``near`` as a

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from django.contrib.gis.geos import Point
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -414,3 +415,49 @@ def test_a_refused_photo_changes_nothing_and_names_the_file(client: Client, city
     assert "cannot change to &#x27;submitted&#x27;" in response.content.decode()
     assert not Photo.objects.filter(request=near).exists()
     assert [p for p in media.rglob("*") if p.is_file()] == []
+
+
+def test_crews_start_in_the_field_view_and_staff_in_the_queue(client: Client, city) -> None:
+    assert signed_in(client, city["users"]["crew"]).get("/staff/")["Location"] == "/staff/field/"
+    client.logout()
+    assert signed_in(client, city["users"]["sanitation"]).get("/staff/")["Location"] == (
+        "/staff/queue/"
+    )
+
+
+def test_the_field_page_does_not_query_per_row(
+    client: Client, city, django_assert_max_num_queries
+) -> None:
+    crew = city["users"]["crew"]
+    boss = Actor(user=city["users"]["sanitation"])
+    for _ in range(15):
+        request_assign(request=file("SAN_CODE", WARD_42), actor=boss, assignee=crew)
+    signed_in(client, crew)
+    client.get("/staff/field/", {"lat": 41.88, "lon": -87.62})
+    with django_assert_max_num_queries(10):
+        page = client.get("/staff/field/", {"lat": 41.88, "lon": -87.62})
+    assert page.content.decode().count('class="job"') == 18
+
+
+def test_the_counts_stream_needs_the_asgi_server_and_a_staff_sign_in(
+    client: Client, city, settings
+) -> None:
+    signed_in(client, city["users"]["sanitation"])
+    settings.GEO311_EVENTS_URL = ""
+    assert client.get("/staff/queue/events").status_code == 501
+    settings.GEO311_EVENTS_URL = "http://127.0.0.1:8001"
+    response = client.get("/staff/queue/events")
+    assert response.status_code == 302
+    assert response["Location"] == "http://127.0.0.1:8001/staff/queue/events"
+
+
+def test_the_counts_stream_refuses_anonymous_and_non_staff(async_client, city) -> None:
+    """Under ASGI (the async client): 403 before any stream starts."""
+
+    async def statuses() -> list[int]:
+        anonymous = (await async_client.get("/staff/queue/events")).status_code
+        await async_client.aforce_login(city["users"]["resident"])
+        resident = (await async_client.get("/staff/queue/events")).status_code
+        return [anonymous, resident]
+
+    assert async_to_sync(statuses)() == [403, 403]
