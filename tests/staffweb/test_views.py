@@ -461,3 +461,12 @@ def test_the_counts_stream_refuses_anonymous_and_non_staff(async_client, city) -
         return [anonymous, resident]
 
     assert async_to_sync(statuses)() == [403, 403]
+
+
+def test_the_pages_are_translated(client: Client, city, settings) -> None:
+    settings.LANGUAGE_CODE = "es"
+    signed_in(client, city["users"]["crew"])
+    assert "Mi trabajo" in client.get("/staff/field/").content.decode()
+    page = client.get("/staff/queue/").content.decode()
+    assert "Cola del departamento" in page
+    assert "3 solicitudes" in page
