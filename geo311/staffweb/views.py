@@ -44,7 +44,7 @@ from geo311.models import Department, ServiceRequest, Status, Team
 from geo311.notifications.views import _cors
 from geo311.photos.models import Photo
 from geo311.photos.services import photo_absolute_url, photo_ingest, photos_attach_to_event
-from geo311.roles import CREW, is_manager, staff_profile
+from geo311.roles import is_crew, is_manager, staff_profile
 from geo311.services import Actor
 
 from . import selectors as page_selectors
@@ -83,7 +83,7 @@ def _departments(user: Any) -> list[Department]:
 @staff_required
 def home(request: HttpRequest) -> HttpResponse:
     """Crews start in the field view, everyone else in the queue."""
-    if request.user.groups.filter(name=CREW).exists() and not is_manager(request.user):
+    if is_crew(request.user) and not is_manager(request.user):
         return redirect("staffweb:field")
     return redirect("staffweb:queue")
 
@@ -92,16 +92,15 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _filtered_queue(request: HttpRequest) -> tuple[QueueFilterForm, Any]:
+    """The filter form and the user's queue filtered by it (open requests when unfiltered;
+    nothing while the filters are invalid), newest first."""
     form = QueueFilterForm(request.GET or None)
-    queue = selectors.staff_queue(user=request.user)
     if form.is_bound and not form.is_valid():
-        return form, queue.none()
-    if form.is_bound:
-        queue = selectors.staff_queue(user=request.user, **form.selector_kwargs())
-        if form.cleaned_data.get("unassigned"):
-            queue = queue.filter(assignee__isnull=True)
-    else:
-        queue = selectors.staff_queue(user=request.user, open_only=True)
+        return form, ServiceRequest.objects.none()
+    options = form.selector_kwargs() if form.is_bound else {"open_only": True}
+    queue = selectors.staff_queue(user=request.user, **options)
+    if form.is_bound and form.cleaned_data.get("unassigned"):
+        queue = queue.filter(assignee__isnull=True)
     return form, queue.order_by("-requested_at", "-pk")
 
 
@@ -287,21 +286,34 @@ async def _counts_stream(user: Any, key: int) -> AsyncIterator[str]:
 # --- field view ---------------------------------------------------------------------------------
 
 
+class BadLocation(ValueError):
+    """``lat``/``lon`` given but unusable; ``field`` names the parameter."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def _near(request: HttpRequest) -> Point | None:
-    """The device location from ``lat`` and ``lon`` (WGS84), if both are valid numbers."""
-    try:
-        lat, lon = float(request.GET["lat"]), float(request.GET["lon"])
-    except (KeyError, ValueError):
+    """The device location from ``lat`` and ``lon`` (WGS84 degrees), None when neither is
+    given; BadLocation names the parameter that is missing, not a number or out of range."""
+    if not request.GET.get("lat") and not request.GET.get("lon"):
         return None
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        return None
-    return Point(lon, lat, srid=4326)
+    values = {}
+    for name, limit in (("lat", 90), ("lon", 180)):
+        try:
+            values[name] = float(request.GET.get(name, ""))
+        except ValueError:
+            raise BadLocation(name, _("give lat and lon in degrees")) from None
+        if not -limit <= values[name] <= limit:
+            raise BadLocation(name, _("must be between -%(n)s and %(n)s") % {"n": limit})
+    return Point(values["lon"], values["lat"], srid=4326)
 
 
-def _field_rows(request: HttpRequest) -> list[dict[str, Any]]:
+def _field_rows(request: HttpRequest, near: Point | None) -> list[dict[str, Any]]:
     rules = page_selectors.transition_rules()
     rows = []
-    for req in page_selectors.field_work(user=request.user, near=_near(request))[:200]:
+    for req in page_selectors.field_work(user=request.user, near=near)[:200]:
         allowed = rules.get(req.status_id, {})
         rows.append(
             {
@@ -319,12 +331,17 @@ def _field_rows(request: HttpRequest) -> list[dict[str, Any]]:
 def field(request: HttpRequest) -> HttpResponse:
     """The crew's phone page: open work on a map and in a list, nearest first once the
     device location is known (``lat``, ``lon``), with one-tap on site and completed."""
+    try:
+        near = _near(request)
+    except BadLocation as exc:
+        messages.error(request, f"{exc.field}: {exc}")
+        near = None
     return render(
         request,
         "staffweb/field.html",
         {
-            "rows": _field_rows(request),
-            "near": _near(request),
+            "rows": _field_rows(request, near),
+            "near": near,
             "on_site_status": settings.GEO311_FIELD_ON_SITE_STATUS,
             "done_status": settings.GEO311_FIELD_DONE_STATUS,
         },
@@ -335,6 +352,10 @@ def field(request: HttpRequest) -> HttpResponse:
 @staff_required
 def field_work(request: HttpRequest) -> JsonResponse:
     """The field list as JSON (the page re-sorts itself with it when the device moves)."""
+    try:
+        near = _near(request)
+    except BadLocation as exc:
+        return JsonResponse({exc.field: [str(exc)]}, status=400)
     return JsonResponse(
         {
             "requests": [
@@ -349,7 +370,7 @@ def field_work(request: HttpRequest) -> JsonResponse:
                         round(row["distance_m"].m, 1) if row["distance_m"] is not None else None
                     ),
                 }
-                for row in _field_rows(request)
+                for row in _field_rows(request, near)
             ]
         }
     )

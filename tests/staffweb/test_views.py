@@ -470,3 +470,17 @@ def test_the_pages_are_translated(client: Client, city, settings) -> None:
     page = client.get("/staff/queue/").content.decode()
     assert "Cola del departamento" in page
     assert "3 solicitudes" in page
+
+
+def test_a_bad_device_location_is_named(client: Client, city) -> None:
+    signed_in(client, city["users"]["crew"])
+    response = client.get("/staff/field/work.json", {"lat": "north", "lon": "-87.6"})
+    assert response.status_code == 400
+    assert response.json() == {"lat": ["give lat and lon in degrees"]}
+    response = client.get("/staff/field/work.json", {"lat": "41.9", "lon": "-187.6"})
+    assert response.json() == {"lon": ["must be between -180 and 180"]}
+    response = client.get("/staff/field/work.json", {"lat": "41.9"})
+    assert response.json() == {"lon": ["give lat and lon in degrees"]}
+    page = client.get("/staff/field/", {"lat": "95", "lon": "-87.6"}).content.decode()
+    assert "lat: must be between -90 and 90" in page
+    assert page.count('class="job"') == 3  # still listed, oldest first
