@@ -5,17 +5,28 @@ worker and the recording SMTP server, all on the committed test database."""
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, connections
+from playwright.sync_api import Browser
 
 from geo311.models import ServiceRequest
+from tests.browser import chromium
 from tests.conftest import REPO
 from tests.notifications import conftest as notifications
-from tests.notifications.conftest import Recorder, Worker, free_port, serve, service_env, stop
+from tests.notifications.conftest import (
+    Recorder,
+    Worker,
+    free_port,
+    serve,
+    service_env,
+    stop,
+    wait_for,
+)
 
 # The recording SMTP and HTTP servers of the notification tests, for the modules here.
 smtp_server = notifications.smtp_server
@@ -37,11 +48,35 @@ def browser_test(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+@contextmanager
+def browser() -> Iterator[Browser]:
+    """``tests.browser.chromium()``, closing the database connection the test made while
+    Playwright ran: its sync API runs the test in a greenlet, whose context Django gives a
+    connection of its own (left open, it would keep the test database from being dropped)."""
+    with chromium() as opened:
+        try:
+            yield opened
+        finally:
+            connections.close_all()
+
+
+def _only_this_session() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0] == 0
+
+
 @pytest.fixture(scope="module")
 def live_db(chicago_city: None, django_db_blocker: Any) -> Iterator[None]:
     """The module works on committed data (its processes read it); cleaned up after."""
     with django_db_blocker.unblock():
         yield
+        # The servers and the worker have been stopped; their sessions end a moment later (the
+        # test database cannot be dropped while they last).
+        wait_for(_only_this_session, timeout=30, what="the servers' sessions to end")
         ServiceRequest.objects.all().delete()
         User.objects.filter(username__startswith=PREFIX).delete()
         with connection.cursor() as cursor:

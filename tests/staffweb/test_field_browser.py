@@ -19,10 +19,10 @@ from geo311.models import ServiceCategory, ServiceRequest, Status, StatusEvent
 from geo311.photos.models import Photo
 from geo311.roles import CREW, DEPARTMENT_STAFF
 from geo311.services import Actor, Reporter, request_assign, request_create, request_transition
-from tests.browser import PHONE, chromium, screenshot
+from tests.browser import PHONE, screenshot
 from tests.factories import staff_user
 from tests.notifications.conftest import Recorder, Worker, wait_for
-from tests.staffweb.conftest import PREFIX
+from tests.staffweb.conftest import PREFIX, browser
 from tests.staffweb.test_queue_browser import sign_in
 
 WARD_42 = Point(-87.6230, 41.8850, srid=4326)
@@ -69,8 +69,8 @@ def test_a_crew_member_completes_the_job_from_the_field_view(
         what="the reporter's confirmation",
     )
 
-    with chromium() as browser:
-        context = browser.new_context(
+    with browser() as chromium:
+        context = chromium.new_context(
             viewport=PHONE,
             geolocation=DEVICE,
             permissions=["geolocation"],

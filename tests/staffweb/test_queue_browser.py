@@ -11,9 +11,9 @@ from playwright.sync_api import Page, expect
 from geo311.models import ServiceCategory, ServiceRequest
 from geo311.roles import CREW, DEPARTMENT_STAFF
 from geo311.services import Reporter, request_create
-from tests.browser import PHONE, chromium, screenshot
+from tests.browser import PHONE, screenshot
 from tests.factories import staff_user
-from tests.staffweb.conftest import PREFIX
+from tests.staffweb.conftest import PREFIX, browser
 
 WARD_42 = Point(-87.6230, 41.8850, srid=4326)
 WICKER_PARK = Point(-87.6776, 41.9088, srid=4326)
@@ -48,8 +48,8 @@ def test_filter_bulk_assign_and_live_counts(web: str, browser_test: None) -> Non
     missed = filed("MISSED_PICKUP", WICKER_PARK)
     pothole = filed("POTHOLE", WICKER_PARK, WHERE="street")
 
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+    with browser() as chromium:
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         sign_in(page, web, f"{PREFIX}clerk", "/staff/queue/")
@@ -111,9 +111,9 @@ def test_filter_bulk_assign_and_live_counts(web: str, browser_test: None) -> Non
         assert width <= 360
         assert errors == []
 
-    phone = None
-    with chromium() as browser:
-        phone = browser.new_page(viewport=PHONE)
+    # Another department's staff member, on a phone: none of ours.
+    with browser() as chromium:
+        phone = chromium.new_page(viewport=PHONE)
         sign_in(phone, web, f"{PREFIX}roads", "/staff/queue/")
         expect(phone.locator("table.queue tbody tr[data-id]")).to_have_count(2)
         assert carts[0].public_id not in phone.content()
