@@ -118,7 +118,7 @@ def test_a_crew_member_completes_the_job_from_the_field_view(
 
         tracking = context.new_page()
         tracking.goto(f"{web}/requests/{job.public_id}/")
-        photo_link = tracking.get_by_role("link", name="photo")
+        photo_link = tracking.get_by_role("link", name="photo", exact=True)
         expect(photo_link).to_have_count(1)
         photo_href = photo_link.get_attribute("href")
         screenshot(tracking, "staff-field-tracking")
