@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/v1/layers/", include(layer_urlpatterns)),
     path("ogc/", include(ogc_urlpatterns)),
     path("planner/", PlannerView.as_view(), name="planner"),
+    path("staff/", include("geo311.staffweb.urls")),
     path("", include("geo311.notifications.urls")),
     path("", include("geo311.web.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "geo311.notifications",
     "geo311.photos",
     "geo311.web",
+    "geo311.staffweb",
     "boundaries",
     "importers",
     "maps",
@@ -336,3 +337,9 @@ GEO311_EVENTS_URL = env.str("GEO311_EVENTS_URL", default="").rstrip("/")
 # Origins whose pages may open event streams across origins (CORS for EventSource).
 GEO311_EVENTS_CORS_ORIGINS = env.list("GEO311_EVENTS_CORS_ORIGINS", default=[GEO311_SITE_URL])
 GEO311_EVENTS_KEEPALIVE_S = env.float("GEO311_EVENTS_KEEPALIVE_S", default=20.0)
+
+# --- staff pages (geo311.staffweb) ---------------------------------------------------------------
+# The statuses of the field view's two buttons (codes of the city config; each shows only where the
+# config's transitions allow it from the request's status).
+GEO311_FIELD_ON_SITE_STATUS = env.str("GEO311_FIELD_ON_SITE_STATUS", default="on-site")
+GEO311_FIELD_DONE_STATUS = env.str("GEO311_FIELD_DONE_STATUS", default="completed")
