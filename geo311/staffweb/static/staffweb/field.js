@@ -8,10 +8,17 @@
   var mapEl = document.getElementById("field-map");
   var map = null, markers = null, you = null;
 
+  // GEO311_MAP_CENTRE ("lon,lat,zoom"): where the map opens before its points are known.
+  function centreOf(el) {
+    var c = (el.dataset.centre || "").split(",").map(parseFloat);
+    return { latlng: [c[1], c[0]], zoom: c[2] };
+  }
+
   function jobs() { return Array.prototype.slice.call(list.querySelectorAll("li.job")); }
 
   if (mapEl && window.L) {
-    map = L.map(mapEl, { attributionControl: false }).setView([41.88, -87.63], 12);
+    var centre = centreOf(mapEl);
+    map = L.map(mapEl, { attributionControl: false }).setView(centre.latlng, centre.zoom);
     markers = L.featureGroup().addTo(map);
     jobs().forEach(function (li) {
       var marker = L.circleMarker([parseFloat(li.dataset.lat), parseFloat(li.dataset.lon)], {

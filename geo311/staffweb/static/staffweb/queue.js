@@ -3,9 +3,16 @@
 (function () {
   "use strict";
 
+  // GEO311_MAP_CENTRE ("lon,lat,zoom"): where the map opens before its points are known.
+  function centreOf(el) {
+    var c = (el.dataset.centre || "").split(",").map(parseFloat);
+    return { latlng: [c[1], c[0]], zoom: c[2] };
+  }
+
   var mapEl = document.getElementById("queue-map");
   if (mapEl && window.L) {
-    var map = L.map(mapEl, { zoomControl: true, attributionControl: false }).setView([41.88, -87.63], 11);
+    var centre = centreOf(mapEl);
+    var map = L.map(mapEl, { zoomControl: true, attributionControl: false }).setView(centre.latlng, centre.zoom - 1);
     fetch(mapEl.dataset.url, { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (data) {
