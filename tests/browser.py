@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from django.db import connections
 from playwright import sync_api as playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -31,6 +32,19 @@ def chromium() -> Iterator[playwright.Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def live_chromium() -> Iterator[playwright.Browser]:
+    """``chromium()`` for tests whose data is committed for served processes to see
+    (transactional_db): closes the database connection the test made while Playwright ran. Its
+    sync API runs the test in a greenlet, whose context Django gives a connection of its own;
+    left open, it keeps the test database from being dropped at the end of the session."""
+    with chromium() as opened:
+        try:
+            yield opened
+        finally:
+            connections.close_all()
 
 
 def screenshot(page: playwright.Page, name: str) -> Path:

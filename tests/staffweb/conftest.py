@@ -5,17 +5,14 @@ worker and the recording SMTP server, all on the committed test database."""
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection, connections
-from playwright.sync_api import Browser
+from django.db import connection
 
 from geo311.models import ServiceRequest
-from tests.browser import chromium
 from tests.conftest import REPO
 from tests.notifications import conftest as notifications
 from tests.notifications.conftest import (
@@ -46,18 +43,6 @@ def browser_test(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
     settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@contextmanager
-def browser() -> Iterator[Browser]:
-    """``tests.browser.chromium()``, closing the database connection the test made while
-    Playwright ran: its sync API runs the test in a greenlet, whose context Django gives a
-    connection of its own (left open, it would keep the test database from being dropped)."""
-    with chromium() as opened:
-        try:
-            yield opened
-        finally:
-            connections.close_all()
 
 
 def _only_this_session() -> bool:

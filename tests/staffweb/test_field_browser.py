@@ -20,9 +20,10 @@ from geo311.photos.models import Photo
 from geo311.roles import CREW, DEPARTMENT_STAFF
 from geo311.services import Actor, Reporter, request_assign, request_create, request_transition
 from tests.browser import PHONE, screenshot
+from tests.browser import live_chromium as browser
 from tests.factories import staff_user
 from tests.notifications.conftest import Recorder, Worker, wait_for
-from tests.staffweb.conftest import PREFIX, browser
+from tests.staffweb.conftest import PREFIX
 from tests.staffweb.test_queue_browser import sign_in
 
 WARD_42 = Point(-87.6230, 41.8850, srid=4326)

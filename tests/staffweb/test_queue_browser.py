@@ -12,8 +12,9 @@ from geo311.models import ServiceCategory, ServiceRequest
 from geo311.roles import CREW, DEPARTMENT_STAFF
 from geo311.services import Reporter, request_create
 from tests.browser import PHONE, screenshot
+from tests.browser import live_chromium as browser
 from tests.factories import staff_user
-from tests.staffweb.conftest import PREFIX, browser
+from tests.staffweb.conftest import PREFIX
 
 WARD_42 = Point(-87.6230, 41.8850, srid=4326)
 WICKER_PARK = Point(-87.6776, 41.9088, srid=4326)

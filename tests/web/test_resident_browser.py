@@ -37,7 +37,7 @@ from geo311.models import (
 from geo311.photos.models import Photo
 from geo311.roles import CALL_TAKER, DEPARTMENT_STAFF
 from geo311.services import Reporter, request_create
-from tests.browser import PHONE, chromium, screenshot
+from tests.browser import PHONE, live_chromium, screenshot
 from tests.conftest import REPO
 from tests.factories import staff_user
 from tests.notifications.conftest import (
@@ -180,7 +180,7 @@ def test_a_resident_follows_a_nearby_report_files_one_with_a_photo_and_sees_it_c
     web = servers
     photo_file = tmp_path / "pothole.jpg"
     photo_file.write_bytes(jpeg_with_gps())
-    with chromium() as browser:
+    with live_chromium() as browser:
         context = browser.new_context(
             viewport=PHONE, geolocation=PHONE_AT, permissions=["geolocation"], locale="en-US"
         )
@@ -283,7 +283,7 @@ def test_a_resident_follows_a_nearby_report_files_one_with_a_photo_and_sees_it_c
 def test_a_call_taker_files_for_a_caller_by_address(servers: str, seeded: ServiceRequest) -> None:
     web = servers
     server_staff("web-taker", CALL_TAKER)
-    with chromium() as browser:
+    with live_chromium() as browser:
         page = browser.new_context(viewport=PHONE).new_page()
         page.goto(web + "/staff/call/")
         page.wait_for_url(re.compile(r".*/accounts/login/.*"))
@@ -313,7 +313,7 @@ def test_a_call_taker_files_for_a_caller_by_address(servers: str, seeded: Servic
 
 
 def test_the_report_page_at_360_px_has_no_horizontal_scroll(servers: str) -> None:
-    with chromium() as browser:
+    with live_chromium() as browser:
         page = browser.new_context(viewport={"width": 360, "height": 740}).new_page()
         page.goto(servers + "/")
         page.wait_for_selector("#map canvas")
@@ -329,7 +329,7 @@ def test_the_public_map_draws_from_the_vector_tiles_with_its_filters(servers: st
     def tile(layer: str, *params: str) -> Any:
         return lambda r: f"/tiles/{layer}/12/" in r.url and all(p in r.url for p in params)
 
-    with chromium() as browser:
+    with live_chromium() as browser:
         page = browser.new_context(viewport=PHONE).new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
