@@ -42,4 +42,6 @@ urlpatterns = [
     path("health", health, name="health"),
 ]
 if settings.GEO311_SERVE_MEDIA:
-    urlpatterns += [re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", media)]
+    urlpatterns += [
+        re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", media, name="media")
+    ]

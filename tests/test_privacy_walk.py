@@ -45,8 +45,17 @@ ACTOR = "crew.member.zq7"
 
 # Staff and sign-in patterns: refused to an anonymous visitor, or account pages showing no
 # request data. Route prefixes, then URL names.
-STAFF_PREFIXES = ("admin/", "accounts/", "api/v1/staff/", "api/v1/analysis/", "planner/")
+STAFF_PREFIXES = (
+    "admin/",
+    "accounts/",
+    "api/v1/staff/",
+    "api/v1/analysis/",
+    "planner/",
+    "staff/",  # the queue, the field view and the call-taker form
+)
 STAFF_NAMES: set[str] = set()
+# Staff event streams: the ASGI server answers them (the WSGI app says 501 and where to go).
+STAFF_STREAMS = {"staffweb:queue-events"}
 
 
 @dataclass
@@ -216,6 +225,21 @@ PUBLIC: dict[str, Callable[[Seeded], list[Call]]] = {
     "notifications:tracking": lambda s: [Call(f"/requests/{i}/") for i in _both(s)],
     "notifications:unsubscribe": lambda s: [Call(f"/notifications/unsubscribe/{s.follower.token}")],
     "notifications:area-confirm": lambda s: [Call("/notifications/alerts/confirm/no-such-token")],
+    "tracking-follow": lambda s: [
+        Call(f"/requests/{i}/follow/", {"email": "someone.else@example.net"}, method="post")
+        for i in _both(s)
+    ],
+    "tracking-unfollow": lambda s: [
+        Call(f"/requests/{i}/unfollow/", method="post") for i in _both(s)
+    ],
+    # Resident pages
+    "home": lambda s: [Call("/"), Call("/", {"lat": HOUSE.y, "lon": HOUSE.x})],
+    "public-map": lambda s: [Call("/map/")],
+    "address-search": lambda s: [
+        Call("/api/v1/addresses/search", {"q": q}) for q in (HOUSE_ADDRESS[:10], "77 W")
+    ],
+    # Uploaded photos (none of the seeded requests has one)
+    "media": lambda s: [Call("/media/photos/none.jpg")],
     # Open311
     "open311:discovery": lambda s: _open311("discovery"),
     "open311:services": lambda s: _open311("services"),
@@ -450,7 +474,10 @@ def test_staff_routes_refuse_an_anonymous_visitor(seeded: Seeded, client: Client
             continue
         if re.search(r"[<(]", route) or route.startswith("accounts/") or name == "admin:login":
             continue  # needs arguments, or is the sign-in itself
-        response = client.get("/" + route)
+        if name in STAFF_STREAMS:  # served by the ASGI server, as the public streams
+            response = async_to_sync(AsyncClient().get)("/" + route)
+        else:
+            response = client.get("/" + route)
         assert response.status_code in (302, 401, 403, 405), f"/{route}: {response.status_code}"
         checked += 1
     assert checked >= 10
