@@ -23,6 +23,7 @@ urlpatterns = [
     path("open311/v2/", include("geo311.open311.urls")),
     path("api/v1/analysis/", include("maps.urls")),
     path("planner/", PlannerView.as_view(), name="planner"),
+    path("tiles/", include("maps.tile_urls")),
     path("", include("geo311.notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
