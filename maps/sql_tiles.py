@@ -8,6 +8,7 @@ with ``ST_AsMVTGeom(ST_Transform(geom, 3857), envelope, EXTENT, BUFFER)``. Each 
 features with ``LIMIT %(cap)s``: which features a capped tile keeps is unspecified.
 """
 
+import weakref
 from typing import Any
 
 from django.db import connection
@@ -132,15 +133,21 @@ WHERE id = %(run)s AND kind IN ('hotspots', 'emerging') AND status = 'done'
 # The layer's generation and, when one was made at that generation, the cached tile: one
 # statement, so a tile is never read under a number older than the data it shows.
 CACHED = """
-SELECT g.generation, c.etag, c.tile
+SELECT g.generation, cfg.grid_m, cfg.time_zone, c.etag, c.tile
 FROM maps_tile_generation g
+LEFT JOIN maps_request_cell_config cfg ON cfg.id = 1
 LEFT JOIN maps_tile_cache c
     ON c.layer = %(layer)s AND c.z = %(z)s AND c.x = %(x)s AND c.y = %(y)s
    AND c.filter_key = %(filter_key)s AND c.generation = g.generation
 WHERE g.layer = %(source)s
 """
 
-GENERATION = "SELECT generation FROM maps_tile_generation WHERE layer = %(source)s"
+GENERATION = """
+SELECT g.generation, cfg.grid_m, cfg.time_zone
+FROM maps_tile_generation g
+LEFT JOIN maps_request_cell_config cfg ON cfg.id = 1
+WHERE g.layer = %(source)s
+"""
 
 # A tile made at an older generation never replaces one made at a newer.
 STORE = """
@@ -159,12 +166,23 @@ WHERE g.layer = %(source)s AND c.layer = ANY(%(layers)s) AND c.generation < g.ge
 """
 
 REBUILD_CELLS = "SELECT maps_request_cells_rebuild(%(grid_m)s, %(time_zone)s)"
-CELL_CONFIG = "SELECT grid_m, time_zone FROM maps_request_cell_config WHERE id = 1"
+
+
+_JIT_OFF: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 def fetch_tile(sql: str, params: dict[str, Any]) -> bytes:
-    """Run one of the ST_AsMVT statements above: the tile's bytes (empty: no features)."""
+    """Run one of the ST_AsMVT statements above: the tile's bytes (empty: no features).
+
+    Without JIT: the estimates of these statements (PostGIS functions over many rows) pass
+    jit_above_cost, and compiling took longer (100+ ms) than running them. Set once per
+    database connection (a round trip per tile would cost more than the setting is worth to
+    the short queries of the web requests that share the connection)."""
     with connection.cursor() as cursor:
+        raw = connection.connection
+        if raw is not None and raw not in _JIT_OFF:
+            cursor.execute("SET jit = off")
+            _JIT_OFF.add(raw)
         cursor.execute(sql, {"extent": EXTENT, "buffer": BUFFER, **params})
         row = cursor.fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""
@@ -172,8 +190,9 @@ def fetch_tile(sql: str, params: dict[str, Any]) -> bytes:
 
 def cached_tile(
     *, source: str, layer: str, z: int, x: int, y: int, filter_key: str
-) -> tuple[int, str | None, bytes | None]:
-    """(current generation of ``source``, etag, tile) — etag and tile None on a miss."""
+) -> tuple[int, tuple[float, str] | None, str | None, bytes | None]:
+    """(current generation of ``source``, the cell counts' (grid_m, time_zone), etag, tile) —
+    etag and tile None on a miss."""
     params: dict[str, Any] = {
         "source": source,
         "layer": layer,
@@ -184,14 +203,17 @@ def cached_tile(
     }
     with connection.cursor() as cursor:
         cursor.execute(CACHED, params)
-        generation, etag, tile = cursor.fetchone()
-    return generation, etag, (bytes(tile) if tile is not None else None)
+        generation, grid_m, time_zone, etag, tile = cursor.fetchone()
+    config = (float(grid_m), str(time_zone)) if grid_m is not None else None
+    return generation, config, etag, (bytes(tile) if tile is not None else None)
 
 
-def generation(*, source: str) -> int:
+def generation(*, source: str) -> tuple[int, tuple[float, str] | None]:
+    """(current generation of ``source``, the cell counts' (grid_m, time_zone))."""
     with connection.cursor() as cursor:
         cursor.execute(GENERATION, {"source": source})
-        return int(cursor.fetchone()[0])
+        number, grid_m, time_zone = cursor.fetchone()
+    return int(number), (float(grid_m), str(time_zone)) if grid_m is not None else None
 
 
 def store_tile(
@@ -245,10 +267,3 @@ def request_cells_rebuild(*, grid_m: float, time_zone: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(REBUILD_CELLS, {"grid_m": grid_m, "time_zone": time_zone})
         return int(cursor.fetchone()[0])
-
-
-def request_cell_config() -> tuple[float, str] | None:
-    with connection.cursor() as cursor:
-        cursor.execute(CELL_CONFIG)
-        row = cursor.fetchone()
-    return (float(row[0]), str(row[1])) if row else None

@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -79,14 +80,14 @@ def tile_render(
     filter_key = _filter_key(layer, query)
     use_cache = bool(settings.GEO311_TILE_CACHE)
     if use_cache:
-        generation, etag, content = sql_tiles.cached_tile(
+        generation, cells, etag, content = sql_tiles.cached_tile(
             source=source, layer=layer, z=z, x=x, y=y, filter_key=filter_key
         )
         if etag is not None and content is not None:
             return Tile(content=content, etag=etag, public=layer != HOTSPOTS, cached=True)
     else:
-        generation = sql_tiles.generation(source=source)
-    content = _make(layer, z, x, y, query)
+        generation, cells = sql_tiles.generation(source=source)
+    content = _make(layer, z, x, y, query, cells)
     etag = '"' + hashlib.blake2b(content, digest_size=16).hexdigest() + '"'
     if use_cache:
         sql_tiles.store_tile(
@@ -215,22 +216,35 @@ def _message(error: ValidationError) -> str:
 # --- making tiles -------------------------------------------------------------------------
 
 
-def _make(layer: str, z: int, x: int, y: int, query: QueryDict) -> bytes:
+def _make(
+    layer: str, z: int, x: int, y: int, query: QueryDict, cells: tuple[float, str] | None
+) -> bytes:
+    return sql_tiles.fetch_tile(
+        *tile_statement(layer=layer, z=z, x=x, y=y, query=query, cells=cells)
+    )
+
+
+def tile_statement(
+    *, layer: str, z: int, x: int, y: int, query: QueryDict, cells: tuple[float, str] | None
+) -> tuple[str, dict[str, Any]]:
+    """The ``ST_AsMVT`` statement and its parameters for a tile (what a cache miss runs; the
+    benchmark times it bare). ``cells``: the (grid_m, time_zone) the cell counts were made
+    with. Raises TileError."""
     cap = int(settings.GEO311_TILE_MAX_FEATURES)
     tile = {"z": z, "x": x, "y": y, "cap": cap}
     edge = sql_tiles.BUFFER / sql_tiles.EXTENT
     if layer == REQUESTS:
-        return _requests(tile, request_filter(query))
+        return _requests(tile, request_filter(query), cells)
     if layer == HOTSPOTS:
-        return sql_tiles.fetch_tile(
-            sql_tiles.HOTSPOTS, {**tile, "margin": edge, "run": _hotspot_run(query)}
-        )
+        return sql_tiles.HOTSPOTS, {**tile, "margin": edge, "run": _hotspot_run(query)}
     if not Layer.objects.filter(slug=layer, versions__status="active").exists():
         raise TileError(404, f"no tile layer {layer!r}; layers: {', '.join(tile_layers())}")
-    return sql_tiles.fetch_tile(sql_tiles.BOUNDARIES, {**tile, "margin": edge, "layer": layer})
+    return sql_tiles.BOUNDARIES, {**tile, "margin": edge, "layer": layer}
 
 
-def _requests(tile: dict, request_filter: RequestFilter) -> bytes:
+def _requests(
+    tile: dict, request_filter: RequestFilter, cells: tuple[float, str] | None
+) -> tuple[str, dict[str, Any]]:
     try:
         ids = request_filter.params()
     except ValidationError as error:
@@ -238,7 +252,7 @@ def _requests(tile: dict, request_filter: RequestFilter) -> bytes:
     z = tile["z"]
     grid_m = float(settings.GEO311_SENSITIVE_GRID_M)
     if z <= int(settings.GEO311_TILE_CELL_MAX_ZOOM):
-        if sql_tiles.request_cell_config() != (grid_m, settings.TIME_ZONE):
+        if cells != (grid_m, settings.TIME_ZONE):
             raise TileError(
                 503,
                 "request counts were made with another sensitive grid or time zone; "
@@ -249,7 +263,7 @@ def _requests(tile: dict, request_filter: RequestFilter) -> bytes:
         shift = level - drawn
         span = 2 ** (sql_tiles.CELLS_PER_TILE_SHIFT + shift)
         start, end = request_filter.start, request_filter.end
-        return sql_tiles.fetch_tile(
+        return (
             sql_tiles.REQUEST_CELLS,
             {
                 **tile,
@@ -271,7 +285,7 @@ def _requests(tile: dict, request_filter: RequestFilter) -> bytes:
     # from its exact point, which the search filters on: widen the search by that much.
     tile_m = sql_tiles.WORLD_M / 2**z
     margin = max(sql_tiles.BUFFER / sql_tiles.EXTENT, 0.75 * grid_m / tile_m)
-    return sql_tiles.fetch_tile(
+    return (
         sql_tiles.REQUEST_POINTS,
         {
             **tile,

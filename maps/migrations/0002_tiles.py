@@ -15,6 +15,9 @@ tiles draw, and the server-side tile cache (``maps.tiles``, ``maps.sql_tiles``).
 - ``maps_request_cell_config``: the grid and time zone the counts were made with;
   ``maps_request_cells_rebuild(grid_m, time_zone)`` recounts everything (the backfill below,
   and ``manage.py tiles_rebuild`` after GEO311_SENSITIVE_GRID_M or GEO311_TIME_ZONE changes).
+- The trigger functions run with ``jit = off``: the planner's cost estimate of the upsert
+  (PostGIS transforms) passes jit_above_cost, and compiling it took a second for a one-row
+  INSERT.
 - ``maps_tile_cache``: tile bytes by (layer, z, x, y, filter key) and the generation they were
   made at.
 
@@ -132,7 +135,8 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     CROSS JOIN generate_series({LEVELS}) l
 $$;
 
-CREATE FUNCTION maps_request_cells_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION maps_request_cells_changed() RETURNS trigger LANGUAGE plpgsql
+SET jit = off AS $$
 DECLARE
     changed bigint;
 BEGIN
@@ -162,7 +166,8 @@ $$;
 
 -- A category that becomes (or stops being) sensitive moves its requests' public locations:
 -- its counts are made again.
-CREATE FUNCTION maps_request_cells_category_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION maps_request_cells_category_changed() RETURNS trigger LANGUAGE plpgsql
+SET jit = off AS $$
 BEGIN
     DELETE FROM maps_request_cell c USING old_rows o JOIN new_rows n ON n.id = o.id
     WHERE c.category_id = n.id AND o.sensitive IS DISTINCT FROM n.sensitive;
@@ -179,12 +184,13 @@ END
 $$;
 
 CREATE FUNCTION maps_request_cells_rebuild(grid_m double precision, time_zone text)
-RETURNS bigint LANGUAGE plpgsql AS $$
+RETURNS bigint LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     made bigint;
 BEGIN
     INSERT INTO maps_request_cell_config (id, grid_m, time_zone) VALUES (1, grid_m, time_zone)
     ON CONFLICT (id) DO UPDATE SET grid_m = EXCLUDED.grid_m, time_zone = EXCLUDED.time_zone;
+    ANALYZE maps_request_cell_config;
     TRUNCATE maps_request_cell;
     INSERT INTO maps_request_cell (level, cx, cy, category_id, status_id, month, n)
     SELECT k.level, k.cx, k.cy, r.category_id, r.status_id, k.month, count(*)
