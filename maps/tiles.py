@@ -26,6 +26,8 @@ No reporter detail is in any tile: the queries select only the properties above.
 import datetime as dt
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,30 +80,84 @@ def tile_render(
         _check_can_view_reports(user)
     source = _source(layer)
     filter_key = _filter_key(layer, query)
-    use_cache = bool(settings.GEO311_TILE_CACHE)
-    if use_cache:
-        generation, cells, etag, content = sql_tiles.cached_tile(
-            source=source, layer=layer, z=z, x=x, y=y, filter_key=filter_key
-        )
-        if etag is not None and content is not None:
-            return Tile(content=content, etag=etag, public=layer != HOTSPOTS, cached=True)
-    else:
+    public = layer != HOTSPOTS
+    if not settings.GEO311_TILE_CACHE:
         generation, cells = sql_tiles.generation(source=source)
+        content = _make(layer, z, x, y, query, cells)
+        return Tile(content=content, etag=_etag(content), public=public, cached=False)
+    key = (layer, z, x, y, filter_key)
+    kept = _memory.get(key)
+    if kept is not None:
+        # This process has the tile: only the (small) generation row is read.
+        generation, cells = sql_tiles.generation(source=source)
+        if kept[0] == generation:
+            return Tile(content=kept[2], etag=kept[1], public=public, cached=True)
+    generation, cells, stored_etag, stored = sql_tiles.cached_tile(
+        source=source, layer=layer, z=z, x=x, y=y, filter_key=filter_key
+    )
+    if stored_etag is not None and stored is not None:
+        _memory.put(key, (generation, stored_etag, stored))
+        return Tile(content=stored, etag=stored_etag, public=public, cached=True)
     content = _make(layer, z, x, y, query, cells)
-    etag = '"' + hashlib.blake2b(content, digest_size=16).hexdigest() + '"'
-    if use_cache:
-        sql_tiles.store_tile(
-            source=source,
-            layer=layer,
-            z=z,
-            x=x,
-            y=y,
-            filter_key=filter_key,
-            generation=generation,
-            etag=etag,
-            tile=content,
-        )
-    return Tile(content=content, etag=etag, public=layer != HOTSPOTS, cached=False)
+    etag = _etag(content)
+    sql_tiles.store_tile(
+        source=source,
+        layer=layer,
+        z=z,
+        x=x,
+        y=y,
+        filter_key=filter_key,
+        generation=generation,
+        etag=etag,
+        tile=content,
+    )
+    _memory.put(key, (generation, etag, content))
+    return Tile(content=content, etag=etag, public=public, cached=False)
+
+
+def _etag(content: bytes) -> str:
+    return '"' + hashlib.blake2b(content, digest_size=16).hexdigest() + '"'
+
+
+class _TileMemory:
+    """The tiles this process served last, up to GEO311_TILE_MEMORY_MB: a hit still reads the
+    layer's generation (one small row) and is used only at that generation, so it is never
+    staler than the table cache; it saves reading and sending the tile's bytes from the
+    database. Shared by the threads of a process."""
+
+    def __init__(self) -> None:
+        self._tiles: OrderedDict[tuple, tuple[int, str, bytes]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[int, str, bytes] | None:
+        with self._lock:
+            kept = self._tiles.get(key)
+            if kept is not None:
+                self._tiles.move_to_end(key)
+            return kept
+
+    def put(self, key: tuple, value: tuple[int, str, bytes]) -> None:
+        budget = int(settings.GEO311_TILE_MEMORY_MB) * 1_000_000
+        with self._lock:
+            old = self._tiles.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[2])
+            if len(value[2]) > budget:
+                return
+            self._tiles[key] = value
+            self._bytes += len(value[2])
+            while self._bytes > budget:
+                _, dropped = self._tiles.popitem(last=False)
+                self._bytes -= len(dropped[2])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tiles.clear()
+            self._bytes = 0
+
+
+_memory = _TileMemory()
 
 
 def tiles_prune() -> int:

@@ -191,6 +191,8 @@ GEO311_TILE_MAX_ZOOM = env.int("GEO311_TILE_MAX_ZOOM", default=22)
 GEO311_TILE_CELL_MAX_ZOOM = 12  # the levels of maps_request_cell (migration maps 0002)
 GEO311_TILE_MAX_AGE = env.int("GEO311_TILE_MAX_AGE", default=60)
 GEO311_TILE_CACHE = env.bool("GEO311_TILE_CACHE", default=True)
+# ... and in each process, the tiles it served last (checked against the generation too).
+GEO311_TILE_MEMORY_MB = env.int("GEO311_TILE_MEMORY_MB", default=64)
 
 # Open311: the jurisdiction this server answers for (a different jurisdiction_id is a 404), and
 # what discovery tells client developers.

@@ -15,6 +15,7 @@ from django.test import Client
 from geo311.models import ServiceCategory, ServiceRequest, Status
 from geo311.privacy import public_point
 from geo311.services import Actor, Reporter, request_create, request_move, request_transition
+from maps import tiles
 from maps.models import AnalysisRun, HotspotCell
 
 pytestmark = pytest.mark.django_db
@@ -234,6 +235,10 @@ def test_tiles_are_cached_revalidated_and_invalidated_by_changes(chicago_city):
     assert hit["X-Tile-Cache"] == "hit"
     assert hit.content == miss.content
     assert hit["ETag"] == miss["ETag"]
+    tiles._memory.clear()  # another process: the tile comes from the table
+    from_table = fetch(client, "requests", LOOP, 16)
+    assert from_table["X-Tile-Cache"] == "hit"
+    assert from_table.content == miss.content
     not_modified = fetch(client, "requests", LOOP, 16, etag=miss["ETag"])
     assert not_modified.status_code == 304
     assert not_modified.content == b""
