@@ -20,6 +20,17 @@ from maps.models import AnalysisRun, HotspotCell
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture
+def chicago_city(chicago_requests: int, db: None) -> None:
+    """The maps tests' city (``chicago_requests``: its layers, configuration and imported
+    complaints, committed for the package), without its requests for the length of a test:
+    TRUNCATE in the test's transaction, undone with it. These tests count the requests they
+    file."""
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE geo311_servicerequest CASCADE")
+
+
 LOOP = Point(-87.6298, 41.8781, srid=4326)
 REQUEST_PROPERTIES = {"public_id", "service_code", "status", "open311_status", "requested_at"}
 
