@@ -3,8 +3,8 @@ around Midtown, covering most of NYC), fetched in parallel over 6 connections as
 
 gunicorn (``-k gthread --workers 2 --threads 4``, tile cache ON) with the 1.2 M synthetic NYC
 requests. Each run first moves the requests layer's generation, as a change of a request does,
-so every tile is made again (the first viewer after the data changed, the slow case): RUNS runs, value = the median wall ms. Also measured: the same view warm (every
-tile a cache hit).
+so every tile is made again (the first viewer after the data changed, the slow case): RUNS
+runs, value = the median wall ms. Also measured: the same view warm (every tile a cache hit).
 """
 
 from __future__ import annotations
