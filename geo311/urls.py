@@ -35,6 +35,7 @@ urlpatterns = [
     path("ogc/", include(ogc_urlpatterns)),
     path("planner/", PlannerView.as_view(), name="planner"),
     path("staff/", include("geo311.staffweb.urls")),
+    path("tiles/", include("maps.tile_urls")),
     path("", include("geo311.notifications.urls")),
     path("", include("geo311.web.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -211,6 +211,17 @@ GEO311_ANALYSIS_MAX_AGE = env.int("GEO311_ANALYSIS_MAX_AGE", default=900)
 # cores; 1 reads on the caller's own connection.
 GEO311_ANALYSIS_CONNECTIONS = env.int("GEO311_ANALYSIS_CONNECTIONS", default=2)
 
+# Vector tiles (maps.tiles): features per tile at most; the highest zoom served; up to which
+# zoom requests are drawn as cell counts instead of points; how long clients may keep a tile
+# before revalidating (ETag); and the server-side tile cache (a table, shared by every process).
+GEO311_TILE_MAX_FEATURES = env.int("GEO311_TILE_MAX_FEATURES", default=20000)
+GEO311_TILE_MAX_ZOOM = env.int("GEO311_TILE_MAX_ZOOM", default=22)
+GEO311_TILE_CELL_MAX_ZOOM = 12  # the levels of maps_request_cell (migration maps 0002)
+GEO311_TILE_MAX_AGE = env.int("GEO311_TILE_MAX_AGE", default=60)
+GEO311_TILE_CACHE = env.bool("GEO311_TILE_CACHE", default=True)
+# ... and in each process, the tiles it served last (checked against the generation too).
+GEO311_TILE_MEMORY_MB = env.int("GEO311_TILE_MEMORY_MB", default=64)
+
 # Open311: the jurisdiction this server answers for (a different jurisdiction_id is a 404), and
 # what discovery tells client developers.
 # Requests of a sensitive category are published at the centre of a cell of this size (metres of

@@ -1,0 +1,230 @@
+"""tiles: vector tile latency of the requests layer at z16, z14, z12 and z10 through the HTTP API
+(gunicorn, 2 gthread workers, the tile cache OFF, an httpx keep-alive client) against the bare
+``ST_AsMVT`` statement for the same tiles (the exact statement and parameters a cache miss runs,
+``maps.tiles.tile_statement``, sent with psycopg client-side binding as Django sends it, with
+``jit = off`` as the API runs it).
+
+With the >= 1.2 M synthetic NYC requests of ``nearby_query`` (two years at tax-lot points).
+Tiles: the 3 x 3 block of tiles around each of four dense NYC places per zoom (duplicates
+dropped); each tile ROUNDS times, API then SQL, so both see the same background load. z16 and
+z14 draw points (capped at GEO311_TILE_MAX_FEATURES), z12 and z10 draw the cell counts.
+
+Also measured (``details.trigger_cost``): what the cell-count triggers add to a one-row INSERT
+into geo311_servicerequest (its own transaction), with the triggers enabled and disabled, on
+the loaded table.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .common import Gunicorn, free_port, latency_stats, log, median, raw_connection, write_result
+
+NAME = "tiles"
+ZOOMS = (16, 14, 12, 10)
+ROUNDS = 5
+GOAL_RATIO = 1.2
+GOAL_LOW_ZOOM_MS = 100.0
+# Dense places of the synthetic requests (lon, lat).
+PLACES = {
+    "midtown": (-73.9857, 40.7484),
+    "downtown_brooklyn": (-73.9903, 40.6928),
+    "jackson_heights": (-73.8831, 40.7557),
+    "south_bronx": (-73.9180, 40.8160),
+}
+
+
+def tile_xy(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def tiles_at(z: int, block: int = 1) -> list[tuple[int, int, int]]:
+    """The (2 block + 1)^2 tiles around each place at zoom ``z``, without repeats."""
+    seen: dict[tuple[int, int, int], None] = {}
+    for lon, lat in PLACES.values():
+        cx, cy = tile_xy(lon, lat, z)
+        for dx in range(-block, block + 1):
+            for dy in range(-block, block + 1):
+                seen[(z, cx + dx, cy + dy)] = None
+    return list(seen)
+
+
+def first_view_tiles() -> list[tuple[int, int, int]]:
+    """A typical first map view: the 4 x 4 tiles at z12 covering most of NYC's boroughs
+    (a 1024 px square map at the city's zoom)."""
+    cx, cy = tile_xy(*PLACES["midtown"], 12)
+    return [(12, cx + dx, cy + dy) for dy in range(-2, 2) for dx in range(-2, 2)]
+
+
+def ensure_requests() -> dict:
+    """The 1.2 M synthetic requests (nearby_query's), and the count of the table."""
+    from django.db import connection
+
+    from . import nearby_query
+
+    loaded = nearby_query.ensure_rows()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM geo311_servicerequest")
+        rows = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM maps_request_cell")
+        cells = cursor.fetchone()[0]
+    return {"loaded": loaded, "requests": rows, "cell_rows": cells}
+
+
+def start_server(tmp: Path, *, cache: bool, workers: int = 2, threads: int = 2) -> Gunicorn:
+    os.environ["GEO311_TILE_CACHE"] = "true" if cache else "false"
+    try:
+        server = Gunicorn(
+            free_port(),
+            tmp / "gunicorn.log",
+            ["--workers", str(workers), "-k", "gthread", "--threads", str(threads)],
+        )
+    finally:
+        os.environ.pop("GEO311_TILE_CACHE", None)
+    server.wait_ready()
+    return server
+
+
+def _trigger_cost(rows: int = 200) -> dict:
+    """ms per one-row INSERT (each committed on its own) with the cell-count triggers and
+    without; the rows are removed after."""
+    triggers = ("maps_request_cells_inserted", "maps_request_cells_deleted")
+    insert = """
+INSERT INTO geo311_servicerequest (token, category_id, status_id, location, address,
+    zipcode, description, attributes, media_url, channel, service_notice, reporter_first_name,
+    reporter_last_name, reporter_email, reporter_phone, reporter_device_id,
+    reporter_account_id, routing, requested_at, updated_at, source, address_id)
+SELECT 'bench-tiles-' || gen_random_uuid(), category_id, status_id,
+       ST_Translate(location, random() * 0.01, random() * 0.01), '', '', '', '{}', '', 'api',
+       '', '', '', '', '', '', '', '{}', now(), now(), 'bench:tiles_trigger', ''
+FROM geo311_servicerequest WHERE source = 'bench:synthetic_nyc' LIMIT 1
+"""
+    out: dict = {}
+    with raw_connection() as conn:
+        for label in ("with_triggers", "without_triggers", "with_triggers_again"):
+            if label == "without_triggers":
+                for t in triggers:
+                    conn.execute(f"ALTER TABLE geo311_servicerequest DISABLE TRIGGER {t}")
+            samples = []
+            try:
+                for _ in range(rows):
+                    t0 = time.perf_counter()
+                    conn.execute(insert)
+                    samples.append(time.perf_counter() - t0)
+            finally:
+                for t in triggers:
+                    conn.execute(f"ALTER TABLE geo311_servicerequest ENABLE TRIGGER {t}")
+            out[label] = latency_stats(samples, scale=1e3)
+        # Rows added without the triggers were never counted: delete those without them too.
+        for t in triggers:
+            conn.execute(f"ALTER TABLE geo311_servicerequest DISABLE TRIGGER {t}")
+        try:
+            conn.execute("DELETE FROM geo311_servicerequest WHERE source = 'bench:tiles_trigger'")
+        finally:
+            for t in triggers:
+                conn.execute(f"ALTER TABLE geo311_servicerequest ENABLE TRIGGER {t}")
+        conn.execute(
+            "SELECT maps_request_cells_rebuild(grid_m, time_zone) FROM maps_request_cell_config"
+        )
+    base = out["without_triggers"]["p50"]
+    with_t = median([out["with_triggers"]["p50"], out["with_triggers_again"]["p50"]])
+    out["added_ms_p50"] = round(with_t - base, 3)
+    out["note"] = (
+        "one-row INSERT in its own transaction (autocommit), psycopg, on the loaded table; "
+        "the rows are removed and the counts rebuilt after"
+    )
+    return out
+
+
+def run() -> dict:
+    import httpx
+    import psycopg
+    from django.http import QueryDict
+
+    from maps import sql_tiles
+    from maps.tiles import tile_statement
+
+    data = ensure_requests()
+    log(f"tiles: {data['requests']:,} requests, {data['cell_rows']:,} cell rows")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-tiles-"))
+    server = start_server(tmp, cache=False)
+    query = QueryDict("")
+    _, cells = sql_tiles.generation(source="requests")
+    per_zoom: dict = {}
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        with (
+            httpx.Client(base_url=base, timeout=60) as client,
+            raw_connection(cursor_factory=psycopg.ClientCursor) as conn,
+        ):
+            conn.execute("SET jit = off")  # as maps.sql_tiles.fetch_tile runs them
+            for z in ZOOMS:
+                tiles = tiles_at(z)
+                api: list[float] = []
+                sql: list[float] = []
+                features_bytes = []
+                for _, x, y in tiles:  # warm-up: caches of the OS and PostgreSQL
+                    client.get(f"/tiles/requests/{z}/{x}/{y}.mvt")
+                for _ in range(ROUNDS):
+                    for _, x, y in tiles:
+                        t0 = time.perf_counter()
+                        response = client.get(f"/tiles/requests/{z}/{x}/{y}.mvt")
+                        api.append(time.perf_counter() - t0)
+                        if response.status_code not in (200, 204):
+                            raise RuntimeError(f"{z}/{x}/{y}: {response.status_code}")
+                        assert response.headers["X-Tile-Cache"] == "miss"
+                        statement, params = tile_statement(
+                            layer="requests", z=z, x=x, y=y, query=query, cells=cells
+                        )
+                        params = {"extent": 4096, "buffer": 64, **params}
+                        t0 = time.perf_counter()
+                        row = conn.execute(statement, params).fetchone()
+                        sql.append(time.perf_counter() - t0)
+                        features_bytes.append(len(row[0] or b""))
+                a, s = latency_stats(api, scale=1e3), latency_stats(sql, scale=1e3)
+                per_zoom[f"z{z}"] = {
+                    "tiles": len(tiles),
+                    "api_ms": a,
+                    "sql_ms": s,
+                    "ratio_p50": round(a["p50"] / s["p50"], 3),
+                    "ratio_p99": round(a["p99"] / s["p99"], 3),
+                    "tile_bytes_median": int(median(features_bytes)),
+                    "source": "cell counts" if z <= 12 else "points",
+                }
+                log(f"z{z}: API p50 {a['p50']} ms p99 {a['p99']} ms; SQL p50 {s['p50']} ms")
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    trigger = _trigger_cost()
+    log(f"trigger cost: {trigger['added_ms_p50']} ms per one-row INSERT")
+    ratios = [v["ratio_p50"] for v in per_zoom.values()]
+    worst = max(ratios)
+    low = max(per_zoom[f"z{z}"]["api_ms"]["p99"] for z in ZOOMS if z <= 12)
+    return write_result(
+        name=NAME,
+        value=worst,
+        unit="API/SQL p50 ratio (worst zoom)",
+        baseline="bare ST_AsMVT statement (psycopg)",
+        baseline_value=1.0,
+        ratio=worst,
+        goal=f"API/SQL <= {GOAL_RATIO} at every zoom; z <= 12 API p99 <= {GOAL_LOW_ZOOM_MS} ms",
+        details={
+            "per_zoom": per_zoom,
+            "low_zoom_api_p99_ms": low,
+            "low_zoom_goal_met": low <= GOAL_LOW_ZOOM_MS,
+            "ratio_goal_met": worst <= GOAL_RATIO,
+            "data": data,
+            "server": "gunicorn -k gthread --workers 2 --threads 2, GEO311_TILE_CACHE=false",
+            "client": "httpx.Client keep-alive, one request at a time",
+            "rounds": ROUNDS,
+            "trigger_cost": trigger,
+        },
+    )

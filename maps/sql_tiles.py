@@ -1,0 +1,269 @@
+"""The vector tile queries: one parameterised ``ST_AsMVT`` statement per tile layer, and the tile
+cache's reads and writes (tables of migration maps 0002).
+
+Raw SQL because the ORM cannot say ST_AsMVT / ST_AsMVTGeom / ST_TileEnvelope. Every query
+filters with the *tile envelope transformed to the data's SRID* (4326), widened by a margin, so
+the GiST index on the column is used (transforming the column would read every row), and draws
+with ``ST_AsMVTGeom(ST_Transform(geom, 3857), envelope, EXTENT, BUFFER)``. Each caps its
+features with ``LIMIT %(cap)s``: which features a capped tile keeps is unspecified.
+"""
+
+import weakref
+from typing import Any
+
+from django.db import connection
+
+EXTENT = 4096
+BUFFER = 64  # tile units drawn beyond each edge, so symbols and lines cross tile edges cleanly
+WORLD_M = 40075016.685578488  # EPSG:3857 world width
+HALF_WORLD_M = WORLD_M / 2
+# Stored levels of maps_request_cell (migration 0002): level L cells are WORLD_M / 2**L wide.
+# Tiles at zoom z draw level z + CELLS_PER_TILE_SHIFT (32 cells across a tile); below level 13
+# the level-13 counts are added up in the query.
+CELL_LEVELS = (13, 17)
+CELLS_PER_TILE_SHIFT = 5
+
+# Points of requests (z > 12). Sensitive categories are drawn at their public location; their
+# exact point can lie up to a grid cell's half-diagonal outside the tile, so the caller widens
+# the search margin by that much.
+REQUEST_POINTS = """
+SELECT ST_AsMVT(t.*, 'requests', %(extent)s, 'geom') FROM (
+    SELECT * FROM (
+        SELECT ST_AsMVTGeom(
+                   ST_Transform(geo311_public_location(r.location, c.sensitive, %(grid_m)s), 3857),
+                   ST_TileEnvelope(%(z)s, %(x)s, %(y)s), %(extent)s, %(buffer)s) AS geom,
+               r.public_id, c.service_code, s.code AS status, s.open311_status,
+               to_char(r.requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                   AS requested_at
+        FROM geo311_servicerequest r
+        JOIN geo311_servicecategory c ON c.id = r.category_id
+        JOIN geo311_status s ON s.id = r.status_id
+        WHERE r.location && ST_Transform(
+                  ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)
+          AND (%(category_ids)s::bigint[] IS NULL OR r.category_id = ANY(%(category_ids)s))
+          AND (%(status_ids)s::bigint[] IS NULL OR r.status_id = ANY(%(status_ids)s))
+          AND (%(start)s::timestamptz IS NULL OR r.requested_at >= %(start)s)
+          AND (%(end)s::timestamptz IS NULL OR r.requested_at < %(end)s)
+    ) q
+    WHERE q.geom IS NOT NULL
+    LIMIT %(cap)s
+) t
+"""
+
+# Cell counts of requests (z <= 12): square cells aligned with the tile, drawn as polygons with
+# their ``count``. The cells of a tile are an integer range of the level's cx / cy (cy counts
+# rows from the north edge like tile y), so the primary key answers the filter; ``shift`` adds
+# up 2**shift x 2**shift stored cells into one drawn cell. Months are whole months in the city's
+# time zone (maps_request_cell_config).
+REQUEST_CELLS = """
+WITH cells AS (
+    SELECT c.cx >> %(shift)s AS tx, c.cy >> %(shift)s AS ty, sum(c.n)::bigint AS n
+    FROM maps_request_cell c
+    WHERE c.level = %(level)s
+      AND c.cx BETWEEN %(cx0)s AND %(cx1)s
+      AND c.cy BETWEEN %(cy0)s AND %(cy1)s
+      AND (%(category_ids)s::bigint[] IS NULL OR c.category_id = ANY(%(category_ids)s))
+      AND (%(status_ids)s::bigint[] IS NULL OR c.status_id = ANY(%(status_ids)s))
+      AND (%(month_from)s::date IS NULL OR c.month >= %(month_from)s)
+      AND (%(month_to)s::date IS NULL OR c.month <= %(month_to)s)
+    GROUP BY 1, 2
+    HAVING sum(c.n) > 0
+    LIMIT %(cap)s
+)
+SELECT ST_AsMVT(t.*, 'requests', %(extent)s, 'geom') FROM (
+    SELECT ST_AsMVTGeom(
+               ST_MakeEnvelope(
+                   cells.tx * %(cell_m)s - %(half)s, %(half)s - (cells.ty + 1) * %(cell_m)s,
+                   (cells.tx + 1) * %(cell_m)s - %(half)s, %(half)s - cells.ty * %(cell_m)s,
+                   3857),
+               ST_TileEnvelope(%(z)s, %(x)s, %(y)s), %(extent)s, %(buffer)s) AS geom,
+           cells.n AS count
+    FROM cells
+) t
+"""
+
+# The polygons of a boundary layer's active version.
+BOUNDARIES = """
+SELECT ST_AsMVT(t.*, %(layer)s, %(extent)s, 'geom') FROM (
+    SELECT * FROM (
+        SELECT ST_AsMVTGeom(ST_Transform(b.geom, 3857), ST_TileEnvelope(%(z)s, %(x)s, %(y)s),
+                            %(extent)s, %(buffer)s) AS geom,
+               b.code, b.name, l.slug AS layer
+        FROM boundaries_boundary b
+        JOIN boundaries_layerversion v ON v.id = b.version_id AND v.status = 'active'
+        JOIN boundaries_layer l ON l.id = v.layer_id
+        WHERE l.slug = %(layer)s
+          AND b.geom && ST_Transform(
+                  ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)
+    ) q
+    WHERE q.geom IS NOT NULL
+    LIMIT %(cap)s
+) t
+"""
+
+# The cells of one hot spot run.
+HOTSPOTS = """
+SELECT ST_AsMVT(t.*, 'hotspots', %(extent)s, 'geom') FROM (
+    SELECT * FROM (
+        SELECT ST_AsMVTGeom(ST_Transform(h.geom, 3857), ST_TileEnvelope(%(z)s, %(x)s, %(y)s),
+                            %(extent)s, %(buffer)s) AS geom,
+               h.z, h.p, h.hotspot_class AS class
+        FROM maps_hotspotcell h
+        WHERE h.run_id = %(run)s
+          AND h.geom && ST_Transform(
+                  ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)
+    ) q
+    WHERE q.geom IS NOT NULL
+    LIMIT %(cap)s
+) t
+"""
+
+LATEST_HOTSPOT_RUN = """
+SELECT id FROM maps_analysisrun
+WHERE kind IN ('hotspots', 'emerging') AND status = 'done'
+ORDER BY finished_at DESC NULLS LAST, id DESC
+LIMIT 1
+"""
+
+HOTSPOT_RUN_DONE = """
+SELECT 1 FROM maps_analysisrun
+WHERE id = %(run)s AND kind IN ('hotspots', 'emerging') AND status = 'done'
+"""
+
+# The layer's generation and, when one was made at that generation, the cached tile: one
+# statement, so a tile is never read under a number older than the data it shows.
+CACHED = """
+SELECT g.generation, cfg.grid_m, cfg.time_zone, c.etag, c.tile
+FROM maps_tile_generation g
+LEFT JOIN maps_request_cell_config cfg ON cfg.id = 1
+LEFT JOIN maps_tile_cache c
+    ON c.layer = %(layer)s AND c.z = %(z)s AND c.x = %(x)s AND c.y = %(y)s
+   AND c.filter_key = %(filter_key)s AND c.generation = g.generation
+WHERE g.layer = %(source)s
+"""
+
+GENERATION = """
+SELECT g.generation, cfg.grid_m, cfg.time_zone
+FROM maps_tile_generation g
+LEFT JOIN maps_request_cell_config cfg ON cfg.id = 1
+WHERE g.layer = %(source)s
+"""
+
+# A tile made at an older generation never replaces one made at a newer.
+STORE = """
+INSERT INTO maps_tile_cache AS c (layer, z, x, y, filter_key, generation, etag, tile)
+VALUES (%(layer)s, %(z)s, %(x)s, %(y)s, %(filter_key)s, %(generation)s, %(etag)s, %(tile)s)
+ON CONFLICT (layer, z, x, y, filter_key) DO UPDATE
+SET generation = EXCLUDED.generation, etag = EXCLUDED.etag, tile = EXCLUDED.tile,
+    made_at = now()
+WHERE c.generation < EXCLUDED.generation
+"""
+
+# Tiles of older generations are never served; this removes them.
+PRUNE = """
+DELETE FROM maps_tile_cache c USING maps_tile_generation g
+WHERE g.layer = %(source)s AND c.layer = ANY(%(layers)s) AND c.generation < g.generation
+"""
+
+REBUILD_CELLS = "SELECT maps_request_cells_rebuild(%(grid_m)s, %(time_zone)s)"
+
+
+_JIT_OFF: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def fetch_tile(sql: str, params: dict[str, Any]) -> bytes:
+    """Run one of the ST_AsMVT statements above: the tile's bytes (empty: no features).
+
+    Without JIT: the estimates of these statements (PostGIS functions over many rows) pass
+    jit_above_cost, and compiling took longer (100+ ms) than running them. Set once per
+    database connection (a round trip per tile would cost more than the setting is worth to
+    the short queries of the web requests that share the connection)."""
+    with connection.cursor() as cursor:
+        raw = connection.connection
+        if raw is not None and raw not in _JIT_OFF:
+            cursor.execute("SET jit = off")
+            _JIT_OFF.add(raw)
+        cursor.execute(sql, {"extent": EXTENT, "buffer": BUFFER, **params})
+        row = cursor.fetchone()
+    return bytes(row[0]) if row and row[0] is not None else b""
+
+
+def cached_tile(
+    *, source: str, layer: str, z: int, x: int, y: int, filter_key: str
+) -> tuple[int, tuple[float, str] | None, str | None, bytes | None]:
+    """(current generation of ``source``, the cell counts' (grid_m, time_zone), etag, tile) —
+    etag and tile None on a miss."""
+    params: dict[str, Any] = {
+        "source": source,
+        "layer": layer,
+        "z": z,
+        "x": x,
+        "y": y,
+        "filter_key": filter_key,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(CACHED, params)
+        generation, grid_m, time_zone, etag, tile = cursor.fetchone()
+    config = (float(grid_m), str(time_zone)) if grid_m is not None else None
+    return generation, config, etag, (bytes(tile) if tile is not None else None)
+
+
+def generation(*, source: str) -> tuple[int, tuple[float, str] | None]:
+    """(current generation of ``source``, the cell counts' (grid_m, time_zone))."""
+    with connection.cursor() as cursor:
+        cursor.execute(GENERATION, {"source": source})
+        number, grid_m, time_zone = cursor.fetchone()
+    return int(number), (float(grid_m), str(time_zone)) if grid_m is not None else None
+
+
+def store_tile(
+    *,
+    source: str,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    filter_key: str,
+    generation: int,
+    etag: str,
+    tile: bytes,
+) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            STORE,
+            {
+                "layer": layer,
+                "z": z,
+                "x": x,
+                "y": y,
+                "filter_key": filter_key,
+                "generation": generation,
+                "etag": etag,
+                "tile": tile,
+            },
+        )
+
+
+def prune_tiles(*, source: str, layers: list[str]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(PRUNE, {"source": source, "layers": layers})
+        return cursor.rowcount
+
+
+def latest_hotspot_run() -> int | None:
+    with connection.cursor() as cursor:
+        cursor.execute(LATEST_HOTSPOT_RUN)
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+def hotspot_run_done(run: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(HOTSPOT_RUN_DONE, {"run": run})
+        return cursor.fetchone() is not None
+
+
+def request_cells_rebuild(*, grid_m: float, time_zone: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(REBUILD_CELLS, {"grid_m": grid_m, "time_zone": time_zone})
+        return int(cursor.fetchone()[0])
