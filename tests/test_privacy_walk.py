@@ -165,7 +165,8 @@ def fill(match: re.Match[str], values: dict[str, Any]) -> str:
 
 
 def _tiles(s: Seeded, route: str) -> list[Call]:
-    """Tiles of every layer around the sensitive request, at a street and a city zoom."""
+    """Tiles of every layer around the sensitive request, at a street and a city zoom. ``route``
+    is a path (``<name>`` parameters) or a regex (``(?P<name>...)`` groups)."""
     calls = []
     for z in (16, 14, 12, 10):
         n = 2**z
@@ -173,8 +174,10 @@ def _tiles(s: Seeded, route: str) -> list[Call]:
         y = int((1 - math.asinh(math.tan(math.radians(HOUSE.y))) / math.pi) / 2 * n)
         for layer in ("requests", "wards"):
             values = {"layer": layer, "z": z, "x": x, "y": y}
-            path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m, v=values: fill(m, v), route)
-            if "?" in path:
+            path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m, v=values: fill(m, v), route)
+            path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m, v=values: fill(m, v), path)
+            path = path.replace("^", "").replace("$", "").replace("\\.", ".")
+            if "?" in path or "\\" in path:
                 pytest.fail(f"the walk does not know how to fill {route}: add it to PUBLIC")
             calls.append(Call("/" + path))
     return calls

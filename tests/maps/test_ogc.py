@@ -13,6 +13,7 @@ from typing import Any
 
 import pyogrio
 import pytest
+from django.contrib.gis.db.models import Extent
 from django.contrib.gis.geos import Polygon
 from django.db.models import Max, Min
 from django.test import Client
@@ -64,6 +65,12 @@ def test_collections_are_requests_and_each_boundary_layer(
     west, south, east, north = requests["extent"]["spatial"]["bbox"][0]
     assert -87.95 < west < east < -87.5
     assert 41.6 < south < north < 42.1
+    # Every request inside, and no more than the 0.01° of rounding around them.
+    exact = ServiceRequest.objects.aggregate(box=Extent("location"))["box"]
+    for published, true, outwards in zip(
+        (west, south, east, north), exact, (-1, -1, 1, 1), strict=True
+    ):
+        assert 0 <= (published - true) * outwards < 0.01
     start, end = requests["extent"]["temporal"]["interval"][0]
     span = ServiceRequest.objects.aggregate(first=Min("requested_at"), last=Max("requested_at"))
     assert start == span["first"].astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
