@@ -36,6 +36,29 @@ def database_url() -> str:
     )
 
 
+def live_data_clear(*querysets: Any) -> None:
+    """After a module that worked on committed data: wait until the stopped servers' and
+    workers' sessions have ended (the test database cannot be dropped while they last), delete
+    what the module made (``querysets``, in order) and empty the job queue."""
+
+    def only_this_session() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0] == 0
+
+    wait_for(only_this_session, timeout=30, what="the servers' sessions to end")
+    for queryset in querysets:
+        queryset.delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers,"
+            " procrastinate_workers"
+        )
+
+
 def wait_for(check: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1) -> Any:
     """``check()``'s first truthy value, or a test failure naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout

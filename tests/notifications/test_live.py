@@ -20,7 +20,7 @@ import httpx
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.gis.geos import Point
-from django.db import connection, transaction
+from django.db import transaction
 
 from geo311.models import ApiKey, ServiceCategory, ServiceRequest, Status, StatusEvent
 from geo311.notifications.channels import message_id
@@ -38,6 +38,7 @@ from tests.notifications.conftest import (
     Recorder,
     Worker,
     free_port,
+    live_data_clear,
     serve,
     service_env,
     stop,
@@ -52,15 +53,12 @@ def live_db(chicago_city: None, django_db_blocker: Any) -> Iterator[None]:
     """The module works on committed data (its processes read it); cleaned up after."""
     with django_db_blocker.unblock():
         yield
-        Delivery.objects.all().delete()
-        WebhookSubscription.objects.all().delete()
-        ServiceRequest.objects.all().delete()
-        User.objects.filter(username__startswith="live-").delete()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers,"
-                " procrastinate_workers"
-            )
+        live_data_clear(
+            Delivery.objects.all(),
+            WebhookSubscription.objects.all(),
+            ServiceRequest.objects.all(),
+            User.objects.filter(username__startswith="live-"),
+        )
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
 
 from geo311.models import ServiceRequest
 from tests.conftest import REPO
@@ -19,10 +18,10 @@ from tests.notifications.conftest import (
     Recorder,
     Worker,
     free_port,
+    live_data_clear,
     serve,
     service_env,
     stop,
-    wait_for,
 )
 
 # The recording SMTP and HTTP servers of the notification tests, for the modules here.
@@ -45,30 +44,14 @@ def browser_test(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-def _only_this_session() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0] == 0
-
-
 @pytest.fixture(scope="module")
 def live_db(chicago_city: None, django_db_blocker: Any) -> Iterator[None]:
     """The module works on committed data (its processes read it); cleaned up after."""
     with django_db_blocker.unblock():
         yield
-        # The servers and the worker have been stopped; their sessions end a moment later (the
-        # test database cannot be dropped while they last).
-        wait_for(_only_this_session, timeout=30, what="the servers' sessions to end")
-        ServiceRequest.objects.all().delete()
-        User.objects.filter(username__startswith=PREFIX).delete()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers,"
-                " procrastinate_workers"
-            )
+        live_data_clear(
+            ServiceRequest.objects.all(), User.objects.filter(username__startswith=PREFIX)
+        )
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import User
 from django.contrib.gis.geos import Point
-from django.db import connection
 from PIL import Image
 
 from geo311.models import (
@@ -44,6 +43,7 @@ from tests.notifications.conftest import (
     Recorder,
     Worker,
     free_port,
+    live_data_clear,
     serve,
     service_env,
     stop,
@@ -71,15 +71,12 @@ def live_db(chicago_city: None, django_db_blocker: Any) -> Iterator[None]:
     """Committed data (the servers read it), removed after the module."""
     with django_db_blocker.unblock():
         yield
-        Photo.objects.all().delete()
-        ServiceRequest.objects.all().delete()
-        AddressPoint.objects.all().delete()
-        User.objects.filter(username__startswith="web-").delete()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers,"
-                " procrastinate_workers"
-            )
+        live_data_clear(
+            Photo.objects.all(),
+            ServiceRequest.objects.all(),
+            AddressPoint.objects.all(),
+            User.objects.filter(username__startswith="web-"),
+        )
 
 
 @pytest.fixture(scope="module")
