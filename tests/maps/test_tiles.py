@@ -11,6 +11,7 @@ import pytest
 from django.contrib.gis.geos import MultiPolygon, Point, Polygon
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from geo311.models import ServiceCategory, ServiceRequest, Status
 from geo311.privacy import public_point
@@ -172,7 +173,8 @@ def test_requests_are_filtered_by_category_status_and_date(chicago_city):
     assert ids("status=acknowledged") == {tree.public_id}
     assert ids("status=open") == {tree.public_id, sidewalk.public_id}
     assert ids("status=closed") == set()
-    today = sidewalk.requested_at.date()
+    # Dates are the city's (America/Chicago): after 18:00 there, UTC is already tomorrow.
+    today = timezone.localtime(sidewalk.requested_at).date()
     assert ids(f"from={today}") == {tree.public_id, sidewalk.public_id}
     assert ids("to=2001-01-31") == set()
 
