@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 
 from .addresses import normalize_address
 from .cache import CityConfig, city_config
@@ -496,6 +497,29 @@ def request_transition(
             at=now,
             external_id=external_id,
         )
+
+
+def assignment_targets(
+    *, request: ServiceRequest, team: str = "", assignee: str = ""
+) -> tuple[Team | None, User | None]:
+    """The team (a slug of ``request``'s department) and the crew member (an active user's
+    name) that a staff page or API names for ``request_assign``; ValidationError names the one
+    that is unknown."""
+    found_team = found_user = None
+    if team:
+        found_team = Team.objects.filter(department=request.department, slug=team).first()
+        if found_team is None:
+            raise ValidationError(
+                {
+                    "team": gettext("%(department)s has no team '%(team)s'")
+                    % {"department": request.department, "team": team}
+                }
+            )
+    if assignee:
+        found_user = User.objects.filter(username=assignee, is_active=True).first()
+        if found_user is None:
+            raise ValidationError({"assignee": gettext("no user '%(user)s'") % {"user": assignee}})
+    return found_team, found_user
 
 
 @transaction.atomic

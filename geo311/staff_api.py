@@ -8,7 +8,6 @@ one a 404. Writes go through ``geo311.services``, reads through ``geo311.selecto
 
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
@@ -35,7 +34,6 @@ from .models import (
     ServiceRequest,
     Status,
     StatusEvent,
-    Team,
 )
 from .notifications.models import Notify
 from .notifications.services import reporter_preference_check, reporter_preference_set
@@ -397,18 +395,10 @@ class AssignApi(StaffApi):
         params = self.InputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        team = assignee = None
-        if data.get("team"):
-            team = Team.objects.filter(department=found.department, slug=data["team"]).first()
-            if team is None:
-                raise serializers.ValidationError(
-                    {"team": f"{found.department} has no team '{data['team']}'"}
-                )
-        if data.get("assignee"):
-            assignee = User.objects.filter(username=data["assignee"], is_active=True).first()
-            if assignee is None:
-                raise serializers.ValidationError({"assignee": f"no user '{data['assignee']}'"})
         try:
+            team, assignee = services.assignment_targets(
+                request=found, team=data.get("team", ""), assignee=data.get("assignee", "")
+            )
             event = services.request_assign(
                 request=found,
                 actor=self.actor(),

@@ -17,7 +17,6 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.contrib.gis.geos import Point
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
@@ -40,7 +39,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from geo311 import selectors, services
-from geo311.models import Department, ServiceRequest, Status, Team
+from geo311.models import Department, ServiceRequest, Status
 from geo311.notifications.views import _cors
 from geo311.photos.models import Photo
 from geo311.photos.services import photo_absolute_url, photo_ingest, photos_attach_to_event
@@ -204,16 +203,9 @@ def _bulk_one(user: Any, found: ServiceRequest, data: dict[str, Any], actor: Act
     if data["action"] == BulkActionForm.ASSIGN:
         if not user.has_perm("geo311.assign_request", found):
             raise PermissionDenied
-        team = assignee = None
-        if data["team"]:
-            team = Team.objects.filter(department=found.department, slug=data["team"]).first()
-            if team is None:
-                raise ValidationError(
-                    _("%(department)s has no team '%(team)s'")
-                    % {"department": found.department, "team": data["team"]}
-                )
-        if data["assignee"]:
-            assignee = User.objects.filter(username=data["assignee"], is_active=True).first()
+        team, assignee = services.assignment_targets(
+            request=found, team=data["team"], assignee=data["assignee"]
+        )
         services.request_assign(request=found, actor=actor, team=team, assignee=assignee, **notes)
     else:
         if not user.has_perm("geo311.change_request_status", found):
