@@ -1,0 +1,40 @@
+"""Django's PostGIS backend, with a connection health check that costs no round trip.
+
+With persistent connections (CONN_MAX_AGE) and CONN_HEALTH_CHECKS, Django checks a connection
+before the first query of every request; its PostgreSQL backend does it with ``SELECT 1``, a
+round trip that costs about as much as the statement a cached tile or a nearby lookup runs.
+Between requests a connection sits idle, and an idle PostgreSQL connection has nothing to say:
+when the server ends it (a restart, ``pg_terminate_backend``, idle timeouts, a failover) it
+sends an error and closes the socket, so the socket turns readable. That is what this check
+looks at, with ``select`` and no wait: a readable socket or a closed or broken psycopg
+connection counts as unusable, and Django opens a new connection before the request's first
+query, as after a failed ``SELECT 1``. A connection inside a transaction is asked with
+``SELECT 1`` as before.
+
+What it cannot see is a peer that vanished without closing (a cut cable, a dead host behind
+NAT): ``SELECT 1`` would then wait for TCP to give up as well, and TCP keepalives
+(``DATABASE_URL`` options ``keepalives_idle`` etc.) are the remedy for both.
+"""
+
+import select
+from typing import Any
+
+from django.contrib.gis.db.backends.postgis.base import (
+    DatabaseWrapper as PostGISDatabaseWrapper,
+)
+from psycopg.pq import TransactionStatus
+
+
+class DatabaseWrapper(PostGISDatabaseWrapper):
+    def is_usable(self) -> bool:
+        conn: Any = self.connection
+        if conn is None or conn.closed or conn.broken:
+            return False
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            # Inside a transaction (a test case's, say): ask the server, as Django does.
+            return bool(super().is_usable())
+        try:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
