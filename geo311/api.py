@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
@@ -20,11 +20,29 @@ from .open311.serializers import W3CDateTimeField
 from .privacy import (
     public_address_of,
     public_distance_m,
-    public_location_of,
+    public_lonlat,
     public_reasons,
 )
 
 MAX_CANDIDATES = 20
+
+
+class NearbyCandidateSerializer(serializers.Serializer):
+    """The shape of one candidate, for the API schema; ``_candidate_out`` writes them
+    (plain dicts: a serializer per candidate cost as much as the query)."""
+
+    public_id = serializers.CharField()
+    service_code = serializers.CharField()
+    service_name = serializers.CharField()
+    status = serializers.CharField(help_text="open or closed")
+    requested_datetime = W3CDateTimeField()
+    address = serializers.CharField(help_text="blank for a sensitive category")
+    lat = serializers.FloatField()
+    lon = serializers.FloatField()
+    distance_m = serializers.FloatField()
+    score = serializers.FloatField(help_text="0-1")
+    likely = serializers.BooleanField(help_text="at or above the likely threshold")
+    reasons = serializers.ListField(child=serializers.CharField())
 
 
 class NearbyRequestsApi(APIView):
@@ -52,45 +70,6 @@ class NearbyRequestsApi(APIView):
             required=False, default=5, min_value=1, max_value=MAX_CANDIDATES
         )
 
-    class CandidateSerializer(serializers.Serializer):
-        public_id = serializers.CharField(source="request.public_id")
-        service_code = serializers.CharField(source="request.category.service_code")
-        service_name = serializers.CharField(source="request.category.name")
-        status = serializers.CharField(source="open311_status", help_text="open or closed")
-        requested_datetime = W3CDateTimeField(source="request.requested_at")
-        address = serializers.SerializerMethodField()
-        lat = serializers.SerializerMethodField()
-        lon = serializers.SerializerMethodField()
-        distance_m = serializers.SerializerMethodField()
-        score = serializers.SerializerMethodField()
-        likely = serializers.SerializerMethodField(help_text="at or above the likely threshold")
-        reasons = serializers.SerializerMethodField()
-
-        # Sensitive categories: the cell centre, no address, the distance rounded to the grid.
-        def get_address(self, candidate: Candidate) -> str:
-            return public_address_of(candidate.request)
-
-        def get_lat(self, candidate: Candidate) -> float:
-            return public_location_of(candidate.request).y
-
-        def get_lon(self, candidate: Candidate) -> float:
-            return public_location_of(candidate.request).x
-
-        @extend_schema_field(serializers.ListField(child=serializers.CharField()))
-        def get_reasons(self, candidate: Candidate) -> list[str]:
-            return public_reasons(candidate.reasons, candidate.request.category.sensitive)
-
-        def get_distance_m(self, candidate: Candidate) -> float:
-            return public_distance_m(
-                candidate.features.distance_m, candidate.request.category.sensitive
-            )
-
-        def get_score(self, candidate: Candidate) -> float:
-            return round(candidate.score, 3)
-
-        def get_likely(self, candidate: Candidate) -> bool:
-            return candidate.score >= self.context["likely_score"]
-
     class OutputSerializer(serializers.Serializer):
         lat = serializers.FloatField()
         lon = serializers.FloatField()
@@ -98,7 +77,7 @@ class NearbyRequestsApi(APIView):
         radius_m = serializers.FloatField()
         window_days = serializers.IntegerField()
         likely_score = serializers.FloatField()
-        candidates = serializers.ListField(child=serializers.DictField())
+        candidates = serializers.ListField(child=NearbyCandidateSerializer())
 
     @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
     def get(self, request: Request) -> Response:
@@ -117,9 +96,9 @@ class NearbyRequestsApi(APIView):
         except ServiceCategory.DoesNotExist as exc:
             raise serializers.ValidationError({"service_code": [str(exc)]}) from exc
         policy = nearby.policy
-        candidates = self.CandidateSerializer(
-            nearby.candidates, many=True, context={"likely_score": policy.likely_score}
-        ).data
+        candidates = [
+            _candidate_out(c, likely_score=policy.likely_score) for c in nearby.candidates
+        ]
         return Response(
             {
                 "lat": data["lat"],
@@ -131,6 +110,32 @@ class NearbyRequestsApi(APIView):
                 "candidates": candidates,
             }
         )
+
+
+_DATETIME = W3CDateTimeField()
+
+
+def _candidate_out(candidate: Candidate, *, likely_score: float) -> dict[str, Any]:
+    """One nearby candidate as the public sees it (``NearbyCandidateSerializer``):
+    a sensitive category's request at its cell centre, without its address, its distance
+    rounded to the grid and no address reason."""
+    request = candidate.request
+    sensitive = bool(request.category.sensitive)
+    lon, lat = public_lonlat(candidate.lon, candidate.lat, sensitive)
+    return {
+        "public_id": request.public_id,
+        "service_code": request.category.service_code,
+        "service_name": request.category.name,
+        "status": candidate.open311_status,
+        "requested_datetime": _DATETIME.to_representation(request.requested_at),
+        "address": public_address_of(request),
+        "lat": lat,
+        "lon": lon,
+        "distance_m": public_distance_m(candidate.features.distance_m, sensitive),
+        "score": round(candidate.score, 3),
+        "likely": candidate.score >= likely_score,
+        "reasons": public_reasons(candidate.reasons, sensitive),
+    }
 
 
 class FollowersOutputSerializer(serializers.Serializer):

@@ -127,6 +127,10 @@ class Candidate:
     score: float
     features: Features
     reasons: list[str]
+    # The request's exact point (WGS84), as numbers: ``request.location`` is the same point,
+    # made into a GEOS geometry only when it is read.
+    lon: float
+    lat: float
 
     @property
     def open311_status(self) -> str:
@@ -181,7 +185,8 @@ def _candidate(row: tuple, *, group: str) -> Candidate:
             "public_id": values["public_id"],
             "category_id": values["category_id"],
             "status_id": values["status_id"],
-            "location": Point(values["lon"], values["lat"], srid=4326),
+            # EWKT: the proxy makes the GEOS point on first access (most answers never ask).
+            "location": f"SRID=4326;POINT({values['lon']!r} {values['lat']!r})",
             "address": values["address"],
             "requested_at": values["requested_at"],
             "closed_at": values["closed_at"],
@@ -216,6 +221,8 @@ def _candidate(row: tuple, *, group: str) -> Candidate:
         score=float(values["score"]),
         features=features,
         reasons=reasons_for(features, group=group),
+        lon=float(values["lon"]),
+        lat=float(values["lat"]),
     )
 
 

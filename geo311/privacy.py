@@ -35,6 +35,15 @@ def public_point(location: Point, sensitive: bool) -> Point:
     return cast(Point, snapped.transform(location.srid or 4326, clone=True))
 
 
+def public_lonlat(lon: float, lat: float, sensitive: bool) -> tuple[float, float]:
+    """``public_point`` for a point given as WGS84 numbers; no geometry is made for a point
+    that is published as it is."""
+    if not sensitive:
+        return lon, lat
+    point = public_point(Point(lon, lat, srid=4326), True)
+    return point.x, point.y
+
+
 def _cell_centre(value: float, grid: float) -> float:
     # ST_SnapToGrid rounds with rint() (half to even), as round() does.
     return round((value - grid / 2) / grid) * grid + grid / 2

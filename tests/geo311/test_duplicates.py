@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from geo311 import sql_duplicates
+from geo311.api import NearbyCandidateSerializer
 from geo311.duplicates import (
     Weights,
     duplicate_candidates,
@@ -301,6 +302,8 @@ def test_nearby_lists_candidates_without_personal_data(chicago_city, client: Cli
         "likely",
         "reasons",
     }
+    # The schema's shape is the answer's (the answer is built without the serializer).
+    assert set(item) == set(NearbyCandidateSerializer().fields)
     assert item["public_id"] == earlier.public_id
     assert item["status"] == "open"
     assert item["service_name"] == "Sanitation code violation"

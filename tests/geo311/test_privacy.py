@@ -7,7 +7,7 @@ import pytest
 from django.contrib.gis.geos import Point
 from django.db import connection
 
-from geo311.privacy import public_point
+from geo311.privacy import public_lonlat, public_point
 
 POINTS = [(-87.6298, 41.8781), (-87.9073, 41.9742), (-87.5244, 41.6445), (-73.9857, 40.7484)]
 
@@ -45,3 +45,13 @@ def test_other_categories_keep_their_exact_point() -> None:
             "SELECT ST_AsText(geo311_public_location(%s::geometry, false, 250))", [exact.ewkt]
         )
         assert cursor.fetchone()[0] == "POINT(-87.6298 41.8781)"
+
+
+@pytest.mark.parametrize(("lon", "lat"), POINTS)
+def test_public_lonlat_is_public_point_in_numbers(lon: float, lat: float, settings) -> None:
+    settings.GEO311_SENSITIVE_GRID_M = 250.0
+    exact = Point(lon, lat, srid=4326)
+    snapped = public_point(exact, sensitive=True)
+    assert public_lonlat(lon, lat, True) == (snapped.x, snapped.y)
+    assert public_lonlat(lon, lat, True) != (lon, lat)
+    assert public_lonlat(lon, lat, False) == (lon, lat)
