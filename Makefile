@@ -38,6 +38,8 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy geo311 boundaries importers maps
 
+# The HTTP benchmarks load the server with wrk: setup installs Debian's wrk for them.
+bench: export GEO311_SETUP_BENCH := 1
 bench: setup ## run the benchmarks in bench/ (ONLY=<name> for one); they use their own database
 	$(PY) -m bench $(if $(ONLY),--only $(ONLY))
 

@@ -12,10 +12,12 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -473,3 +475,123 @@ def django_backend_pid() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         return cursor.fetchone()[0]
+
+
+# --- HTTP load with wrk -----------------------------------------------------------------------
+
+# wrk's script: each thread walks the path list from its own offset; every answer's status is
+# counted, and with ``WRK_HEADER`` set, answers whose header differs from ``WRK_HEADER_VALUE``
+# are counted apart; ``done`` prints one JSON line (latency percentiles in microseconds).
+_WRK_SCRIPT = r"""
+local paths = {%(paths)s}
+local header, header_value = %(header)s, %(header_value)s
+local threads = {}
+function setup(thread)
+  thread:set("first", #threads * 7919)
+  table.insert(threads, thread)
+end
+function init(args)
+  counter = first or 0
+  statuses = {}
+  other = 0
+end
+function request()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1], {["Accept"] = "application/json"})
+end
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+  if header and headers[header] ~= header_value then other = other + 1 end
+end
+function done(summary, latency, requests)
+  local all, others = {}, 0
+  for _, t in ipairs(threads) do
+    for code, n in pairs(t:get("statuses")) do
+      all[tostring(code)] = (all[tostring(code)] or 0) + n
+    end
+    others = others + t:get("other")
+  end
+  local parts = {}
+  for code, n in pairs(all) do table.insert(parts, string.format('"%%s": %%d', code, n)) end
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %%d, "duration_us": %%d, "statuses": {%%s}, "header_other": %%d, ' ..
+    '"errors": {"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d}, ' ..
+    '"p50": %%d, "p90": %%d, "p99": %%d, "mean": %%f, "max": %%d}\n',
+    summary.requests, summary.duration, table.concat(parts, ", "), others,
+    e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean,
+    latency.max))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wrk_load(
+    port: int,
+    paths: list[str],
+    *,
+    seconds: float,
+    connections: int,
+    threads: int = 1,
+    header: tuple[str, str] | None = None,
+) -> dict:
+    """GET ``paths`` round-robin from ``http://127.0.0.1:port`` with wrk (Debian's ``wrk``,
+    installed by ``make bench``): ``connections`` keep-alive connections on ``threads``
+    threads for ``seconds``. Returns requests, req_per_s, statuses, latency_ms (p50/p90/p99,
+    mean, max), socket errors and, with ``header=(name, value)``, how many answers lacked it.
+
+    wrk is C on an event loop: it takes a small share of the cores the server under test
+    shares with it, where a Python client process costs about as much per request as the
+    server's own work."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise BenchError("wrk is not installed: run `make bench` (its setup installs it)")
+    if not paths:
+        raise BenchError("wrk_load needs at least one path")
+    script = _WRK_SCRIPT % {
+        "paths": ", ".join(_lua_string(p) for p in paths),
+        "header": _lua_string(header[0]) if header else "nil",
+        "header_value": _lua_string(header[1]) if header else "nil",
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+        script_path = fh.name
+    try:
+        done = subprocess.run(
+            [
+                binary,
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{max(1, round(seconds))}s",
+                "--timeout",
+                "30s",
+                "-s",
+                script_path,
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=seconds + 120,
+        )
+    finally:
+        os.unlink(script_path)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip()} {done.stdout}")
+    out = json.loads(line[len("WRKJSON ") :])
+    duration = out["duration_us"] / 1e6
+    return {
+        "requests": out["requests"],
+        "seconds": round(duration, 2),
+        "req_per_s": round(out["requests"] / duration, 1),
+        "statuses": out["statuses"],
+        "header_other": out["header_other"],
+        "socket_errors": out["errors"],
+        "latency_ms": {k: round(out[k] / 1e3, 3) for k in ("p50", "p90", "p99", "mean", "max")},
+        "client": f"wrk -t{threads} -c{connections} (keep-alive), paths round-robin",
+    }

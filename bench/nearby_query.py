@@ -14,17 +14,15 @@ The Chicago history of ``duplicates_chicago`` may sit next to them.
   p99 — against the same SQL bound on the client and planned on every call (Django's
   default). ``EXPLAIN ANALYZE`` of 50 of them splits planning from execution.
 - API: ``GET /api/v1/requests/nearby`` through gunicorn (2 workers, gthread so keep-alive
-  works) on loopback, from CLIENTS client processes each on one keep-alive connection, bounded
-  by API_MAX_REQUESTS and API_SECONDS; requests per second, latency, non-200 count, and the
-  same load on ``/health`` for scale.
+  works) on loopback, loaded by wrk (``bench.common.wrk_load``: CONNECTIONS keep-alive
+  connections, the 2,000 probes round-robin) for API_SECONDS; requests per second, latency,
+  non-200 count, and the same load on ``/health`` for scale.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gc
-import http.client
-import multiprocessing
 import os
 import random
 import shutil
@@ -41,6 +39,7 @@ from .common import (
     log,
     raw_connection,
     write_result,
+    wrk_load,
 )
 
 NAME = "nearby_query"
@@ -52,8 +51,7 @@ QUERIES = 2_000
 WARMUP = 200
 EXPLAINED = 50
 SEED = 311
-CLIENTS = 4
-API_MAX_REQUESTS = 40_000
+CONNECTIONS = 4
 API_SECONDS = 20.0
 GOAL_P99_MS = 5.0
 GOAL_RPS = 1_000.0
@@ -354,60 +352,6 @@ def time_db(sample: list[dict]) -> dict:
 # --- API --------------------------------------------------------------------------------------
 
 
-def _client(args: tuple[int, list[str], int, float]) -> dict:
-    """One keep-alive connection sending ``urls`` in a loop until ``max_requests`` are done or
-    ``seconds`` have passed (loopback only)."""
-    port, urls, max_requests, seconds = args
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    reconnects = 0
-    started = time.perf_counter()
-    deadline = started + seconds
-    i = 0
-    while i < max_requests and time.perf_counter() < deadline:
-        url = urls[i % len(urls)]
-        t0 = time.perf_counter()
-        try:
-            conn.request("GET", url, headers={"Accept": "application/json"})
-            resp = conn.getresponse()
-            resp.read()
-        except (http.client.HTTPException, OSError):
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            reconnects += 1
-            continue
-        latencies.append(time.perf_counter() - t0)
-        statuses[resp.status] = statuses.get(resp.status, 0) + 1
-        if resp.getheader("Connection", "").lower() == "close":
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            reconnects += 1
-        i += 1
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return {
-        "latencies": latencies,
-        "statuses": statuses,
-        "elapsed": elapsed,
-        "reconnects": reconnects,
-    }
-
-
-def _load(port: int, urls: list[str], seconds: float = API_SECONDS) -> tuple[list[dict], float]:
-    chunks = [urls[i::CLIENTS] for i in range(CLIENTS)]
-    per_client = API_MAX_REQUESTS // CLIENTS
-    ctx = multiprocessing.get_context("fork")
-    started = time.perf_counter()
-    with ctx.Pool(CLIENTS) as pool:
-        results = pool.map(_client, [(port, chunk, per_client, seconds) for chunk in chunks])
-    return results, time.perf_counter() - started
-
-
-def _rate(results: list[dict]) -> float:
-    return round(sum(len(r["latencies"]) for r in results) / max(r["elapsed"] for r in results), 1)
-
-
 def time_api(sample: list[dict]) -> dict:
     urls = [
         "/api/v1/requests/nearby?"
@@ -440,32 +384,28 @@ def time_api(sample: list[dict]) -> dict:
     try:
         server.wait_ready()
         # Warm every worker and its database connection.
-        warm = _client((port, urls[:WARMUP], WARMUP, 30.0))
-        if set(warm["statuses"]) != {200}:
+        warm = wrk_load(port, urls[:WARMUP], seconds=3, connections=CONNECTIONS)
+        if set(warm["statuses"]) != {"200"}:
             raise BenchError(f"nearby API answered {warm['statuses']} while warming up")
-        results, wall = _load(port, urls)
-        # The same server and clients on /health (one SELECT 1): what this machine allows
-        # any Django view, for scale.
-        health, _ = _load(port, ["/health"] * CLIENTS, seconds=API_SECONDS / 4)
+        load = wrk_load(port, urls, seconds=API_SECONDS, connections=CONNECTIONS)
+        # The same server and load on /health (one SELECT 1): what this machine allows any
+        # Django view, for scale.
+        health = wrk_load(port, ["/health"], seconds=API_SECONDS / 4, connections=CONNECTIONS)
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    latencies = [x for r in results for x in r["latencies"]]
-    statuses: dict[str, int] = {}
-    for r in results:
-        for code, n in r["statuses"].items():
-            statuses[str(code)] = statuses.get(str(code), 0) + n
+    statuses = load["statuses"]
     return {
-        "requests": len(latencies),
-        "wall_s": round(wall, 2),
-        "req_per_s": _rate(results),
-        "health_req_per_s": _rate(health),
-        "latency_ms": latency_stats(latencies, scale=1e3),
+        "requests": load["requests"],
+        "wall_s": load["seconds"],
+        "req_per_s": load["req_per_s"],
+        "health_req_per_s": health["req_per_s"],
+        "latency_ms": load["latency_ms"],
         "statuses": statuses,
         "non_200": sum(n for code, n in statuses.items() if code != "200"),
-        "reconnects": sum(r["reconnects"] for r in results),
+        "socket_errors": load["socket_errors"],
         "server": " ".join(server.cmd[1:]).replace(str(port), "<port>"),
-        "client": f"{CLIENTS} processes, one keep-alive http.client connection each",
+        "client": load["client"],
     }
 
 
@@ -483,7 +423,7 @@ def run() -> dict:
     log(f"{rows:,} requests; timing the candidate query for {QUERIES:,} probes")
     db = time_db(sample)
     log(f"DB: {db['app_ms']}; planned on every call {db['planned_each_call_ms']}")
-    log(f"API: gunicorn {WORKERS} workers × {THREADS} threads, {CLIENTS} keep-alive clients")
+    log(f"API: gunicorn {WORKERS} workers × {THREADS} threads, wrk with {CONNECTIONS} connections")
     api = time_api(sample)
     log(
         f"API: {api['req_per_s']} req/s (/health: {api['health_req_per_s']}), "

@@ -81,6 +81,9 @@ pg_ready() { command -v pg_isready >/dev/null && pg_isready -q -h "${DB_HOST:-12
 wanted=(gdal-bin libgdal-dev)
 # `make test` drives Debian's chromium (headless, through Playwright) for the page tests.
 if [ "${GEO311_SETUP_BROWSER:-0}" = 1 ]; then wanted+=(chromium); fi
+# `make bench` loads the HTTP benchmarks with wrk (C, one thread): a load generator that takes
+# little of the two cores the server under test needs.
+if [ "${GEO311_SETUP_BENCH:-0}" = 1 ]; then wanted+=(wrk); fi
 if [ "$DB_LOCAL" = 1 ]; then
     major="$(pg_major)"
     # A local server not installed from Debian packages (say, a container on this port) is used as is.
