@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from geo311 import sql_duplicates
-from geo311.api import NearbyCandidateSerializer
+from geo311.api import NearbyCandidateSerializer, NearbyRequestsApi
 from geo311.duplicates import (
     Weights,
     duplicate_candidates,
@@ -341,6 +341,32 @@ def test_nearby_errors_name_the_field(chicago_city, client: Client, params, fiel
     response = client.get(NEARBY_URL, params)
     assert response.status_code == 400
     assert list(response.json()) == [field]
+
+
+def test_nearby_answers_json_whatever_the_accept_header_asks(chicago_city, client: Client):
+    params = {"lat": LAT, "lon": LON, "service_code": "SAN_CODE"}
+    response = client.get(NEARBY_URL, params, HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["service_code"] == "SAN_CODE"
+
+
+def test_params_serializers_share_their_fields_not_their_data():
+    """The nearby parameters' fields are bound once per class; each instance still validates
+    its own data and keeps its own errors."""
+    params = NearbyRequestsApi.InputSerializer
+    good = params(data={"lat": "41.88", "lon": "-87.63", "service_code": "SAN_CODE"})
+    bad = params(data={"lat": "north", "lon": "-87.63", "service_code": "SAN_CODE", "limit": 0})
+    assert good.fields is bad.fields
+    assert not bad.is_valid()
+    assert good.is_valid(), good.errors
+    assert set(bad.errors) == {"lat", "limit"}
+    assert good.validated_data == {
+        "lat": 41.88,
+        "lon": -87.63,
+        "service_code": "SAN_CODE",
+        "limit": 5,
+    }
 
 
 def test_nearby_skips_retired_categories(chicago_city, client: Client):
