@@ -24,6 +24,7 @@ No reporter detail is in any tile: the queries select only the properties above.
 """
 
 import datetime as dt
+import gzip
 import hashlib
 import json
 import threading
@@ -62,6 +63,7 @@ class Tile:
     etag: str  # quoted, strong
     public: bool  # may shared caches keep it
     cached: bool  # served from the tile cache
+    gzipped: bytes = b""  # the content gzip-compressed, when the cache keeps it so
 
 
 def tile_layers() -> list[str]:
@@ -90,14 +92,14 @@ def tile_render(
     if kept is not None:
         # This process has the tile: only the (small) generation row is read.
         generation, cells = sql_tiles.generation(source=source)
-        if kept[0] == generation:
-            return Tile(content=kept[2], etag=kept[1], public=public, cached=True)
+        if kept.generation == generation:
+            return Tile(kept.content, kept.etag, public, cached=True, gzipped=kept.gzipped)
     generation, cells, stored_etag, stored = sql_tiles.cached_tile(
         source=source, layer=layer, z=z, x=x, y=y, filter_key=filter_key
     )
     if stored_etag is not None and stored is not None:
-        _memory.put(key, (generation, stored_etag, stored))
-        return Tile(content=stored, etag=stored_etag, public=public, cached=True)
+        kept = _memory.put(key, _Kept(generation, stored_etag, stored, _gzip(stored)))
+        return Tile(stored, stored_etag, public, cached=True, gzipped=kept.gzipped)
     content = _make(layer, z, x, y, query, cells)
     etag = _etag(content)
     sql_tiles.store_tile(
@@ -111,45 +113,65 @@ def tile_render(
         etag=etag,
         tile=content,
     )
-    _memory.put(key, (generation, etag, content))
-    return Tile(content=content, etag=etag, public=public, cached=False)
+    kept = _memory.put(key, _Kept(generation, etag, content, _gzip(content)))
+    return Tile(content, etag, public, cached=False, gzipped=kept.gzipped)
 
 
 def _etag(content: bytes) -> str:
     return '"' + hashlib.blake2b(content, digest_size=16).hexdigest() + '"'
 
 
+def _gzip(content: bytes) -> bytes:
+    """A cached tile as the browsers' map libraries ask for it (Accept-Encoding: gzip): about a
+    third of the bytes. Level 1: a 1 MB tile takes ~10 ms, and is compressed once per process;
+    the higher levels took five times as long for 15% fewer bytes."""
+    return gzip.compress(content, compresslevel=1, mtime=0) if content else b""
+
+
+@dataclass(frozen=True)
+class _Kept:
+    generation: int
+    etag: str
+    content: bytes
+    gzipped: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.content) + len(self.gzipped)
+
+
 class _TileMemory:
-    """The tiles this process served last, up to GEO311_TILE_MEMORY_MB: a hit still reads the
-    layer's generation (one small row) and is used only at that generation, so it is never
-    staler than the table cache; it saves reading and sending the tile's bytes from the
-    database. Shared by the threads of a process."""
+    """The tiles this process served last, with their gzip-compressed copies, up to
+    GEO311_TILE_MEMORY_MB: a hit still reads the layer's generation (one small row) and is used
+    only at that generation, so it is never staler than the table cache; it saves reading and
+    sending the tile's bytes from the database. Shared by the threads of a process."""
 
     def __init__(self) -> None:
-        self._tiles: OrderedDict[tuple, tuple[int, str, bytes]] = OrderedDict()
+        self._tiles: OrderedDict[tuple, _Kept] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> tuple[int, str, bytes] | None:
+    def get(self, key: tuple) -> "_Kept | None":
         with self._lock:
             kept = self._tiles.get(key)
             if kept is not None:
                 self._tiles.move_to_end(key)
             return kept
 
-    def put(self, key: tuple, value: tuple[int, str, bytes]) -> None:
+    def put(self, key: tuple, value: "_Kept") -> "_Kept":
         budget = int(settings.GEO311_TILE_MEMORY_MB) * 1_000_000
         with self._lock:
             old = self._tiles.pop(key, None)
             if old is not None:
-                self._bytes -= len(old[2])
-            if len(value[2]) > budget:
-                return
+                self._bytes -= old.size
+            if value.size > budget:
+                return value
             self._tiles[key] = value
-            self._bytes += len(value[2])
+            self._bytes += value.size
             while self._bytes > budget:
                 _, dropped = self._tiles.popitem(last=False)
-                self._bytes -= len(dropped[2])
+                self._bytes -= dropped.size
+        return value
 
     def clear(self) -> None:
         with self._lock:

@@ -2,6 +2,7 @@
 mapbox_vector_tile, and read by GDAL's MVT driver), edges, the cap, filters, privacy, the cell
 counts kept by triggers, and the tile cache with its ETags."""
 
+import gzip
 import math
 import subprocess
 from pathlib import Path
@@ -269,6 +270,48 @@ def test_tiles_are_cached_revalidated_and_invalidated_by_changes(chicago_city):
     assert after["X-Tile-Cache"] == "miss"
     assert sum(f["properties"]["count"] for f in features(after)) == 1
     assert sum(f["properties"]["count"] for f in features(low)) == 2
+
+
+def test_cached_tiles_go_gzip_compressed_to_clients_that_take_gzip(chicago_city):
+    client = Client()
+    file(LOOP)
+    file(offset(LOOP, 20, 5))
+    x, y = tile_xy(LOOP, 16)
+    gzip_please = {"Accept-Encoding": "gzip, deflate, br"}
+    miss = client.get(url("requests", 16, x, y), headers=gzip_please)
+    plain = client.get(url("requests", 16, x, y))
+    tiles._memory.clear()  # another process: from the table, compressed on the way out
+    hit = client.get(url("requests", 16, x, y), headers=gzip_please)
+    assert (miss["X-Tile-Cache"], plain["X-Tile-Cache"], hit["X-Tile-Cache"]) == (
+        "miss",
+        "hit",
+        "hit",
+    )
+    assert "Content-Encoding" not in plain
+    assert len(features(plain)) == 2
+    for response in (miss, hit):
+        assert response["Content-Encoding"] == "gzip"
+        assert gzip.decompress(response.content) == plain.content
+        assert len(response.content) < len(plain.content)
+        # Another encoding of the same tile: the weak form of its ETag.
+        assert response["ETag"] == "W/" + plain["ETag"]
+    for response in (miss, plain, hit):
+        assert "Accept-Encoding" in response["Vary"]
+    for etag in (plain["ETag"], hit["ETag"]):
+        revalidated = client.get(
+            url("requests", 16, x, y), headers={**gzip_please, "If-None-Match": etag}
+        )
+        assert revalidated.status_code == 304
+
+
+def test_tiles_made_without_the_cache_are_not_compressed(chicago_city, settings):
+    settings.GEO311_TILE_CACHE = False
+    file(LOOP)
+    x, y = tile_xy(LOOP, 16)
+    response = Client().get(url("requests", 16, x, y), headers={"Accept-Encoding": "gzip"})
+    assert response["X-Tile-Cache"] == "miss"
+    assert "Content-Encoding" not in response
+    assert len(features(response)) == 1
 
 
 def test_boundary_tiles_and_their_invalidation(chicago_city):
