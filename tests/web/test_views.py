@@ -384,3 +384,41 @@ def test_the_pages_speak_spanish_when_the_browser_asks(chicago_city: None, clien
     page = client.get(f"/requests/{request.public_id}/", HTTP_ACCEPT_LANGUAGE="es")
     assert "0 personas lo siguen." in page.content.decode()
     assert "Seguir este reporte" in page.content.decode()
+
+
+LANGUAGES_ASKED = ["es", "es-MX,es;q=0.9", "fr", "", "tiles", "en-GB,en;q=0.8"]
+
+
+def _language_headers(paths: list[str]) -> list[tuple]:
+    from django.db import transaction
+    from django.test import Client
+
+    seen = []
+    for accept in LANGUAGES_ASKED:
+        client = Client(HTTP_ACCEPT_LANGUAGE=accept)
+        for path in paths:
+            with transaction.atomic():  # DRF's 400 marks the request's transaction for rollback
+                response = client.get(path)
+            seen.append((accept, path, response["Content-Language"], response["Vary"]))
+            if path.startswith("/api/"):
+                seen.append(response.json()["lat"][0])  # DRF's messages are translated
+    return seen
+
+
+def test_the_language_is_chosen_as_djangos_locale_middleware_chooses_it(
+    chicago_city: None, settings: Any
+) -> None:
+    """geo311's LocaleMiddleware skips Django's language-prefix work (no i18n_patterns) and
+    answers as Django's own: the same language, Vary and Content-Language, pages and API."""
+    paths = ["/", "/api/v1/requests/nearby?lon=1", "/health"]
+    ours = _language_headers(paths)
+    settings.MIDDLEWARE = [
+        "django.middleware.locale.LocaleMiddleware"
+        if m == "geo311.middleware.LocaleMiddleware"
+        else m
+        for m in settings.MIDDLEWARE
+    ]
+    assert "django.middleware.locale.LocaleMiddleware" in settings.MIDDLEWARE
+    assert ours == _language_headers(paths)
+    assert ("es", "/", "es", "Cookie, Accept-Language") in ours
+    assert "Este campo es requerido." in ours
