@@ -23,24 +23,25 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
     return static_serve(request, path, document_root=settings.MEDIA_ROOT)
 
 
+# The busiest prefixes first: a path is matched against each pattern in turn.
 urlpatterns = [
+    path("tiles/", include("maps.tile_urls")),
+    path("api/v1/requests/", include("geo311.api_urls")),
+    path("open311/v2/", include("geo311.open311.urls")),
+    path("health", health, name="health"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/boundaries/", include("boundaries.urls")),
-    path("api/v1/requests/", include("geo311.api_urls")),
     path("api/v1/staff/", include("geo311.staff_urls")),
-    path("open311/v2/", include("geo311.open311.urls")),
     path("api/v1/analysis/", include("maps.urls")),
     path("api/v1/layers/", include(layer_urlpatterns)),
     path("ogc/", include(ogc_urlpatterns)),
     path("planner/", PlannerView.as_view(), name="planner"),
     path("staff/", include("geo311.staffweb.urls")),
-    path("tiles/", include("maps.tile_urls")),
     path("", include("geo311.notifications.urls")),
     path("", include("geo311.web.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("health", health, name="health"),
 ]
 if settings.GEO311_SERVE_MEDIA:
     urlpatterns += [

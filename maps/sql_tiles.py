@@ -13,6 +13,8 @@ from typing import Any
 
 from django.db import connection
 
+from geo311 import prepared
+
 EXTENT = 4096
 BUFFER = 64  # tile units drawn beyond each edge, so symbols and lines cross tile edges cleanly
 WORLD_M = 40075016.685578488  # EPSG:3857 world width
@@ -209,10 +211,9 @@ def cached_tile(
 
 
 def generation(*, source: str) -> tuple[int, tuple[float, str] | None]:
-    """(current generation of ``source``, the cell counts' (grid_m, time_zone))."""
-    with connection.cursor() as cursor:
-        cursor.execute(GENERATION, {"source": source})
-        number, grid_m, time_zone = cursor.fetchone()
+    """(current generation of ``source``, the cell counts' (grid_m, time_zone)). Prepared once
+    per connection: a cached tile runs this statement and nothing else."""
+    [(number, grid_m, time_zone)] = prepared.fetch_all(GENERATION, {"source": source})
     return int(number), (float(grid_m), str(time_zone)) if grid_m is not None else None
 
 
