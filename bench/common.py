@@ -480,10 +480,11 @@ def django_backend_pid() -> int:
 # --- HTTP load with wrk -----------------------------------------------------------------------
 
 # wrk's script: each thread walks the path list from its own offset; every answer's status is
-# counted, and with ``WRK_HEADER`` set, answers whose header differs from ``WRK_HEADER_VALUE``
-# are counted apart; ``done`` prints one JSON line (latency percentiles in microseconds).
+# counted and, with a header given, the answers that carry it with the given value; ``done``
+# prints one JSON line (latency percentiles in microseconds).
 _WRK_SCRIPT = r"""
 local paths = {%(paths)s}
+local request_headers = {%(headers)s}
 local header, header_value = %(header)s, %(header_value)s
 local threads = {}
 function setup(thread)
@@ -493,32 +494,33 @@ end
 function init(args)
   counter = first or 0
   statuses = {}
-  other = 0
+  matched = 0
 end
 function request()
   counter = counter + 1
-  return wrk.format("GET", paths[(counter %% #paths) + 1], {["Accept"] = "application/json"})
+  return wrk.format("GET", paths[(counter %% #paths) + 1], request_headers)
 end
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
-  if header and headers[header] ~= header_value then other = other + 1 end
+  if header and headers[header] == header_value then matched = matched + 1 end
 end
 function done(summary, latency, requests)
-  local all, others = {}, 0
+  local all, matched_all = {}, 0
   for _, t in ipairs(threads) do
     for code, n in pairs(t:get("statuses")) do
       all[tostring(code)] = (all[tostring(code)] or 0) + n
     end
-    others = others + t:get("other")
+    matched_all = matched_all + t:get("matched")
   end
   local parts = {}
   for code, n in pairs(all) do table.insert(parts, string.format('"%%s": %%d', code, n)) end
   local e = summary.errors
   io.write(string.format(
-    'WRKJSON {"requests": %%d, "duration_us": %%d, "statuses": {%%s}, "header_other": %%d, ' ..
+    'WRKJSON {"requests": %%d, "duration_us": %%d, "bytes": %%d, "statuses": {%%s}, ' ..
+    '"header_matched": %%d, ' ..
     '"errors": {"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d}, ' ..
     '"p50": %%d, "p90": %%d, "p99": %%d, "mean": %%f, "max": %%d}\n',
-    summary.requests, summary.duration, table.concat(parts, ", "), others,
+    summary.requests, summary.duration, summary.bytes, table.concat(parts, ", "), matched_all,
     e.connect, e.read, e.write, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean,
     latency.max))
@@ -538,11 +540,13 @@ def wrk_load(
     connections: int,
     threads: int = 1,
     header: tuple[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict:
     """GET ``paths`` round-robin from ``http://127.0.0.1:port`` with wrk (Debian's ``wrk``,
     installed by ``make bench``): ``connections`` keep-alive connections on ``threads``
     threads for ``seconds``. Returns requests, req_per_s, statuses, latency_ms (p50/p90/p99,
-    mean, max), socket errors and, with ``header=(name, value)``, how many answers lacked it.
+    mean, max), socket errors and, with ``header=(name, value)``, how many answers carried it.
+    Each request sends ``headers`` (default ``Accept: application/json``).
 
     wrk is C on an event loop: it takes a small share of the cores the server under test
     shares with it, where a Python client process costs about as much per request as the
@@ -556,6 +560,10 @@ def wrk_load(
         "paths": ", ".join(_lua_string(p) for p in paths),
         "header": _lua_string(header[0]) if header else "nil",
         "header_value": _lua_string(header[1]) if header else "nil",
+        "headers": ", ".join(
+            f"[{_lua_string(k)}] = {_lua_string(v)}"
+            for k, v in (headers or {"Accept": "application/json"}).items()
+        ),
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(script)
@@ -589,8 +597,9 @@ def wrk_load(
         "requests": out["requests"],
         "seconds": round(duration, 2),
         "req_per_s": round(out["requests"] / duration, 1),
+        "mb_per_s": round(out["bytes"] / duration / 1e6, 1),
         "statuses": out["statuses"],
-        "header_other": out["header_other"],
+        "header_matched": out["header_matched"],
         "socket_errors": out["errors"],
         "latency_ms": {k: round(out[k] / 1e3, 3) for k in ("p50", "p90", "p99", "mean", "max")},
         "client": f"wrk -t{threads} -c{connections} (keep-alive), paths round-robin",

@@ -79,14 +79,15 @@ def ensure_requests() -> dict:
     return {"loaded": loaded, "requests": rows, "cell_rows": cells}
 
 
-def start_server(tmp: Path, *, cache: bool, workers: int = 2, threads: int = 2) -> Gunicorn:
+def start_server(
+    tmp: Path, *, cache: bool, workers: int = 2, threads: int = 2, worker_class: str = "gthread"
+) -> Gunicorn:
     os.environ["GEO311_TILE_CACHE"] = "true" if cache else "false"
+    args = ["--workers", str(workers), "-k", worker_class]
+    if worker_class == "gthread":
+        args += ["--threads", str(threads)]
     try:
-        server = Gunicorn(
-            free_port(),
-            tmp / "gunicorn.log",
-            ["--workers", str(workers), "-k", "gthread", "--threads", str(threads)],
-        )
+        server = Gunicorn(free_port(), tmp / "gunicorn.log", args)
     finally:
         os.environ.pop("GEO311_TILE_CACHE", None)
     server.wait_ready()

@@ -1,52 +1,32 @@
 """tiles_cached: vector tiles per second served from the server-side tile cache.
 
-gunicorn (``-k gthread --workers 2 --threads 4``, cache ON) on the bench database with the 1.2 M
-synthetic NYC requests; the cache is filled first with the z12-z16 request tiles of
-``bench.tiles`` (every one a hit after), then CLIENTS client processes, each with its own httpx
-keep-alive client, fetch those tiles round-robin for SECONDS. value = tiles/s over all clients
-(only 200s and 204s, every one a cache hit, are counted). The clients share the machine's two
-cores with gunicorn and PostgreSQL (and with other work on it: see details.load).
+gunicorn (2 sync workers, one per core, as ``make run`` serves; cache ON) on the bench database
+with the 1.2 M synthetic NYC requests; the cache is filled first with the z12-z16 request tiles
+of ``bench.tiles`` (every one a hit after), then wrk (``bench.common.wrk_load``, CONNECTIONS
+connections, asking as a browser's map does, gzip accepted) fetches those tiles round-robin,
+RUNS runs of SECONDS. value = tiles/s of the
+median run, counting only 200s and 204s that were cache hits (``X-Tile-Cache: hit``). wrk shares
+the machine's two cores with gunicorn and PostgreSQL (and with other work on it: see
+details.load).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from .common import latency_stats, log, write_result
+from .common import BenchError, log, write_result, wrk_load
 from .tiles import ensure_requests, start_server, tiles_at
 
 NAME = "tiles_cached"
-CLIENTS = 4
-SECONDS = 15.0
+WORKERS = 2
+CONNECTIONS = 4
+SECONDS = 10.0
+RUNS = 5
 GOAL = 2000.0
 ZOOMS = (16, 15, 14, 13, 12)
-
-
-def _client(base: str, paths: list[str], seconds: float, offset: int, out) -> None:  # type: ignore[no-untyped-def]
-    import httpx
-
-    done = 0
-    bad = 0
-    samples: list[float] = []
-    with httpx.Client(base_url=base, timeout=30) as client:
-        end = time.perf_counter() + seconds
-        i = offset
-        while True:
-            t0 = time.perf_counter()
-            if t0 >= end:
-                break
-            response = client.get(paths[i % len(paths)])
-            samples.append(time.perf_counter() - t0)
-            i += 1
-            if response.status_code in (200, 204) and response.headers["X-Tile-Cache"] == "hit":
-                done += 1
-            else:
-                bad += 1
-    out.put((done, bad, samples))
 
 
 def run() -> dict:
@@ -55,34 +35,34 @@ def run() -> dict:
     data = ensure_requests()
     paths = [f"/tiles/requests/{z}/{x}/{y}.mvt" for zoom in ZOOMS for z, x, y in tiles_at(zoom)]
     tmp = Path(tempfile.mkdtemp(prefix="bench-tiles-cached-"))
-    server = start_server(tmp, cache=True, workers=2, threads=4)
+    server = start_server(tmp, cache=True, workers=WORKERS, worker_class="sync")
     base = f"http://127.0.0.1:{server.port}"
+    base_port = server.port
     try:
         with httpx.Client(base_url=base, timeout=120) as client:
             t0 = time.perf_counter()
             for path in paths:
                 client.get(path)
             fill_s = time.perf_counter() - t0
-        log(f"tiles_cached: {len(paths)} tiles cached in {fill_s:.1f} s; {CLIENTS} clients")
-        queue: multiprocessing.Queue = multiprocessing.Queue()
-        procs = [
-            multiprocessing.Process(target=_client, args=(base, paths, SECONDS, i * 17, queue))
-            for i in range(CLIENTS)
-        ]
-        t0 = time.perf_counter()
-        for p in procs:
-            p.start()
-        results = [queue.get() for _ in procs]
-        for p in procs:
-            p.join()
-        wall = time.perf_counter() - t0
+        log(f"tiles_cached: {len(paths)} tiles cached in {fill_s:.1f} s; wrk, {CONNECTIONS} conns")
+        # As a browser's map asks: gzip accepted (a cached tile is kept compressed as well).
+        ask = {"Accept": "application/vnd.mapbox-vector-tile", "Accept-Encoding": "gzip"}
+        hit = ("X-Tile-Cache", "hit")
+        load = {"connections": CONNECTIONS, "header": hit, "headers": ask}
+        wrk_load(base_port, paths, seconds=3, **load)  # warm-up
+        runs = [wrk_load(base_port, paths, seconds=SECONDS, **load) for _ in range(RUNS)]
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    done = sum(r[0] for r in results)
-    bad = sum(r[1] for r in results)
-    samples = [s for r in results for s in r[2]]
-    rate = done / SECONDS
+    rates = []
+    for run in runs:
+        # Hits are answered 200 (a tile) or 204 (an empty one); anything else fails the run.
+        if set(run["statuses"]) - {"200", "204"}:
+            raise BenchError(f"tiles_cached: answers other than 200/204: {run['statuses']}")
+        run["served_hits"] = run["header_matched"]
+        rates.append(round(run["served_hits"] / run["seconds"], 1))
+    middle = sorted(range(RUNS), key=lambda i: rates[i])[RUNS // 2]
+    rate, median_run = rates[middle], runs[middle]
     return write_result(
         name=NAME,
         value=round(rate, 1),
@@ -93,15 +73,17 @@ def run() -> dict:
         details={
             "tiles": len(paths),
             "zooms": list(ZOOMS),
-            "clients": CLIENTS,
+            "runs_tiles_per_s": rates,
             "seconds": SECONDS,
-            "wall_s_with_process_start": round(wall, 2),
-            "served_hits": done,
-            "not_hits": bad,
-            "latency_ms": latency_stats(samples, scale=1e3),
+            "served_hits": sum(run["served_hits"] for run in runs),
+            "not_hits": sum(run["requests"] - run["served_hits"] for run in runs),
+            "latency_ms": median_run["latency_ms"],
+            "statuses": median_run["statuses"],
+            "mb_per_s": median_run["mb_per_s"],
+            "request_headers": ask,
             "fill_s": round(fill_s, 2),
-            "server": "gunicorn -k gthread --workers 2 --threads 4, GEO311_TILE_CACHE=true",
-            "client": f"{CLIENTS} processes, one httpx keep-alive client each",
+            "server": f"gunicorn --workers {WORKERS} (sync), GEO311_TILE_CACHE=true",
+            "client": median_run["client"],
             "data": data,
         },
     )
