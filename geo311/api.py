@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.utils.functional import cached_property
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -15,13 +14,12 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
 
 from . import selectors, services
 from .duplicates import Candidate, nearby_candidates
 from .models import Follower, FollowerUpdates, ServiceCategory, ServiceRequest
-from .open311.serializers import W3CDateTimeField
+from .open311.serializers import ShallowFieldsMixin, W3CDateTimeField
 from .privacy import (
     public_address_of,
     public_distance_m,
@@ -30,26 +28,6 @@ from .privacy import (
 )
 
 MAX_CANDIDATES = 20
-
-
-class ParamsSerializer(serializers.Serializer):
-    """A serializer of query parameters whose fields are copied and bound once per class.
-
-    DRF deep-copies every declared field for every serializer instance so that an instance may
-    change its own fields; that copy cost the nearby endpoint (asked as the pin moves) a tenth
-    of its time. Subclasses must not change their fields and may hold only plain scalar fields
-    whose validation keeps no state: the shared fields are bound to a template instance (no
-    data, no context, not partial), and each request's instance keeps its own data, errors and
-    validated data as usual."""
-
-    @cached_property
-    def fields(self) -> BindingDict:
-        cls = type(self)
-        bound = cls.__dict__.get("_fields_bound_once")
-        if bound is None:
-            bound = serializers.Serializer.fields.func(cls())  # type: ignore[attr-defined]
-            cls._fields_bound_once = bound  # type: ignore[attr-defined]
-        return bound
 
 
 class FirstRendererNegotiation(BaseContentNegotiation):
@@ -96,7 +74,7 @@ class NearbyRequestsApi(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = FirstRendererNegotiation
 
-    class InputSerializer(ParamsSerializer):
+    class InputSerializer(ShallowFieldsMixin, serializers.Serializer):
         lat = serializers.FloatField(min_value=-90, max_value=90)
         lon = serializers.FloatField(min_value=-180, max_value=180)
         service_code = serializers.CharField(max_length=64)

@@ -87,10 +87,11 @@ class CommaListField(serializers.CharField):
 
 
 class ShallowFieldsMixin:
-    """For the serializers of POST /requests, built on every request: DRF gives each instance a
-    deep copy of every declared field (each rebuilt from its arguments, validators and all) so
-    that an instance may change its fields. These never change theirs, and a plain field keeps
-    no state but its binding to the instance, which DRF sets on the copy: a shallow copy serves.
+    """For serializers built on every request of a busy endpoint (POST /requests, the nearby
+    search as the pin moves): DRF gives each instance a deep copy of every declared field (each
+    rebuilt from its arguments, validators and all) so that an instance may change its fields.
+    These never change theirs, and a plain field keeps no state but its binding to the
+    instance, which DRF sets on the copy: a shallow copy serves.
     """
 
     _declared_fields: dict[str, serializers.Field]

@@ -351,13 +351,13 @@ def test_nearby_answers_json_whatever_the_accept_header_asks(chicago_city, clien
     assert response.json()["service_code"] == "SAN_CODE"
 
 
-def test_params_serializers_share_their_fields_not_their_data():
-    """The nearby parameters' fields are bound once per class; each instance still validates
-    its own data and keeps its own errors."""
+def test_nearby_parameters_are_validated_per_request():
+    """The nearby parameters' fields are shallow copies (ShallowFieldsMixin); each instance
+    still validates its own data and keeps its own errors."""
     params = NearbyRequestsApi.InputSerializer
     good = params(data={"lat": "41.88", "lon": "-87.63", "service_code": "SAN_CODE"})
     bad = params(data={"lat": "north", "lon": "-87.63", "service_code": "SAN_CODE", "limit": 0})
-    assert good.fields is bad.fields
+    assert good.fields["lat"] is not bad.fields["lat"]
     assert not bad.is_valid()
     assert good.is_valid(), good.errors
     assert set(bad.errors) == {"lat", "limit"}
