@@ -84,7 +84,10 @@ def tile_render(
     filter_key = _filter_key(layer, query)
     public = layer != HOTSPOTS
     if not settings.GEO311_TILE_CACHE:
-        generation, cells = sql_tiles.generation(source=source)
+        # Only the cell counts' tiles need the generation row (its cell configuration).
+        cells = None
+        if layer == REQUESTS and z <= int(settings.GEO311_TILE_CELL_MAX_ZOOM):
+            _, cells = sql_tiles.generation(source=source)
         content = _make(layer, z, x, y, query, cells)
         return Tile(content=content, etag=_etag(content), public=public, cached=False)
     key = (layer, z, x, y, filter_key)
