@@ -101,7 +101,8 @@ def tile_render(
         source=source, layer=layer, z=z, x=x, y=y, filter_key=filter_key
     )
     if stored_etag is not None and stored is not None:
-        kept = _memory.put(key, _Kept(generation, stored_etag, stored, _gzip(stored)))
+        kept = _Kept(generation, stored_etag, stored, _gzip(stored))
+        _memory.put(key, kept)
         return Tile(stored, stored_etag, public, cached=True, gzipped=kept.gzipped)
     content = _make(layer, z, x, y, query, cells)
     etag = _etag(content)
@@ -116,7 +117,8 @@ def tile_render(
         etag=etag,
         tile=content,
     )
-    kept = _memory.put(key, _Kept(generation, etag, content, _gzip(content)))
+    kept = _Kept(generation, etag, content, _gzip(content))
+    _memory.put(key, kept)
     return Tile(content, etag, public, cached=False, gzipped=kept.gzipped)
 
 
@@ -154,27 +156,26 @@ class _TileMemory:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> "_Kept | None":
+    def get(self, key: tuple) -> _Kept | None:
         with self._lock:
             kept = self._tiles.get(key)
             if kept is not None:
                 self._tiles.move_to_end(key)
             return kept
 
-    def put(self, key: tuple, value: "_Kept") -> "_Kept":
+    def put(self, key: tuple, value: _Kept) -> None:
         budget = int(settings.GEO311_TILE_MEMORY_MB) * 1_000_000
         with self._lock:
             old = self._tiles.pop(key, None)
             if old is not None:
                 self._bytes -= old.size
             if value.size > budget:
-                return value
+                return
             self._tiles[key] = value
             self._bytes += value.size
             while self._bytes > budget:
                 _, dropped = self._tiles.popitem(last=False)
                 self._bytes -= dropped.size
-        return value
 
     def clear(self) -> None:
         with self._lock:
