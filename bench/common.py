@@ -235,6 +235,11 @@ def median(values: list[float]) -> float:
     return float(np.median(np.asarray(values, dtype=float)))
 
 
+def median_run(runs: list[dict], key: str) -> dict:
+    """The run whose ``key`` is the median of the runs' (the upper one of an even count)."""
+    return sorted(runs, key=lambda run: run[key])[len(runs) // 2]
+
+
 # --- machine --------------------------------------------------------------------------------
 
 _MACHINE: dict | None = None

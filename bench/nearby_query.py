@@ -39,6 +39,7 @@ from .common import (
     free_port,
     latency_stats,
     log,
+    median_run,
     raw_connection,
     write_result,
     wrk_load,
@@ -390,7 +391,7 @@ def time_api(sample: list[dict]) -> dict:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    load = sorted(runs, key=lambda run: run["req_per_s"])[len(runs) // 2]  # the median run
+    load = median_run(runs, "req_per_s")
     statuses: dict[str, int] = {}
     for run in runs:
         for code, n in run["statuses"].items():

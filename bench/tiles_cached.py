@@ -4,10 +4,9 @@ gunicorn (2 sync workers, one per core, as ``make run`` serves; cache ON) on the
 with the 1.2 M synthetic NYC requests; the cache is filled first with the z12-z16 request tiles
 of ``bench.tiles`` (every one a hit after), then wrk (``bench.common.wrk_load``, CONNECTIONS
 connections, asking as a browser's map does, gzip accepted) fetches those tiles round-robin,
-RUNS runs of SECONDS. value = tiles/s of the
-median run, counting only 200s and 204s that were cache hits (``X-Tile-Cache: hit``). wrk shares
-the machine's two cores with gunicorn and PostgreSQL (and with other work on it: see
-details.load).
+RUNS runs of SECONDS. value = tiles/s of the median run, counting only 200s and 204s that were
+cache hits (``X-Tile-Cache: hit``). wrk shares the machine's two cores with gunicorn and
+PostgreSQL (and with other work on it: see details.load).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import BenchError, log, write_result, wrk_load
+from .common import BenchError, log, median_run, write_result, wrk_load
 from .tiles import ensure_requests, start_server, tiles_at
 
 NAME = "tiles_cached"
@@ -37,7 +36,6 @@ def run() -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-tiles-cached-"))
     server = start_server(tmp, cache=True, workers=WORKERS, worker_class="sync")
     base = f"http://127.0.0.1:{server.port}"
-    base_port = server.port
     try:
         with httpx.Client(base_url=base, timeout=120) as client:
             t0 = time.perf_counter()
@@ -49,20 +47,19 @@ def run() -> dict:
         ask = {"Accept": "application/vnd.mapbox-vector-tile", "Accept-Encoding": "gzip"}
         hit = ("X-Tile-Cache", "hit")
         load = {"connections": CONNECTIONS, "header": hit, "headers": ask}
-        wrk_load(base_port, paths, seconds=3, **load)  # warm-up
-        runs = [wrk_load(base_port, paths, seconds=SECONDS, **load) for _ in range(RUNS)]
+        wrk_load(server.port, paths, seconds=3, **load)  # warm-up
+        runs = [wrk_load(server.port, paths, seconds=SECONDS, **load) for _ in range(RUNS)]
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    rates = []
     for run in runs:
         # Hits are answered 200 (a tile) or 204 (an empty one); anything else fails the run.
         if set(run["statuses"]) - {"200", "204"}:
             raise BenchError(f"tiles_cached: answers other than 200/204: {run['statuses']}")
         run["served_hits"] = run["header_matched"]
-        rates.append(round(run["served_hits"] / run["seconds"], 1))
-    middle = sorted(range(RUNS), key=lambda i: rates[i])[RUNS // 2]
-    rate, median_run = rates[middle], runs[middle]
+        run["tiles_per_s"] = round(run["served_hits"] / run["seconds"], 1)
+    middle = median_run(runs, "tiles_per_s")
+    rate = middle["tiles_per_s"]
     return write_result(
         name=NAME,
         value=round(rate, 1),
@@ -73,17 +70,17 @@ def run() -> dict:
         details={
             "tiles": len(paths),
             "zooms": list(ZOOMS),
-            "runs_tiles_per_s": rates,
+            "runs_tiles_per_s": [run["tiles_per_s"] for run in runs],
             "seconds": SECONDS,
             "served_hits": sum(run["served_hits"] for run in runs),
             "not_hits": sum(run["requests"] - run["served_hits"] for run in runs),
-            "latency_ms": median_run["latency_ms"],
-            "statuses": median_run["statuses"],
-            "mb_per_s": median_run["mb_per_s"],
+            "latency_ms": middle["latency_ms"],
+            "statuses": middle["statuses"],
+            "mb_per_s": middle["mb_per_s"],
             "request_headers": ask,
             "fill_s": round(fill_s, 2),
             "server": f"gunicorn --workers {WORKERS} (sync), GEO311_TILE_CACHE=true",
-            "client": median_run["client"],
+            "client": middle["client"],
             "data": data,
         },
     )
