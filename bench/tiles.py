@@ -168,7 +168,6 @@ def run() -> dict:
     import psycopg
     from django.http import QueryDict
 
-    from maps import sql_tiles
     from maps.tiles import tile_statement
 
     data = ensure_requests()
@@ -176,7 +175,6 @@ def run() -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-tiles-"))
     server = start_server(tmp, cache=False, worker_class="sync")
     query = QueryDict("")
-    _, cells = sql_tiles.generation(source="requests")
     per_zoom: dict = {}
     try:
         client = _Client(server.port)
@@ -198,7 +196,7 @@ def run() -> dict:
                             raise RuntimeError(f"{z}/{x}/{y}: {response.status}")
                         assert response.getheader("X-Tile-Cache") == "miss"
                         statement, params = tile_statement(
-                            layer="requests", z=z, x=x, y=y, query=query, cells=cells
+                            layer="requests", z=z, x=x, y=y, query=query
                         )
                         params = {"extent": 4096, "buffer": 64, **params}
                         t0 = time.perf_counter()

@@ -56,7 +56,8 @@ SELECT ST_AsMVT(t.*, 'requests', %(extent)s, 'geom') FROM (
 # their ``count``. The cells of a tile are an integer range of the level's cx / cy (cy counts
 # rows from the north edge like tile y), so the primary key answers the filter; ``shift`` adds
 # up 2**shift x 2**shift stored cells into one drawn cell. Months are whole months in the city's
-# time zone (maps_request_cell_config).
+# time zone (maps_request_cell_config). The second column says whether the counts were made with
+# the grid and time zone the caller gives: a tile is one round trip, its check included.
 REQUEST_CELLS = """
 WITH cells AS (
     SELECT c.cx >> %(shift)s AS tx, c.cy >> %(shift)s AS ty, sum(c.n)::bigint AS n
@@ -72,16 +73,21 @@ WITH cells AS (
     HAVING sum(c.n) > 0
     LIMIT %(cap)s
 )
-SELECT ST_AsMVT(t.*, 'requests', %(extent)s, 'geom') FROM (
-    SELECT ST_AsMVTGeom(
-               ST_MakeEnvelope(
-                   cells.tx * %(cell_m)s - %(half)s, %(half)s - (cells.ty + 1) * %(cell_m)s,
-                   (cells.tx + 1) * %(cell_m)s - %(half)s, %(half)s - cells.ty * %(cell_m)s,
-                   3857),
-               ST_TileEnvelope(%(z)s, %(x)s, %(y)s), %(extent)s, %(buffer)s) AS geom,
-           cells.n AS count
-    FROM cells
-) t
+SELECT (
+    SELECT ST_AsMVT(t.*, 'requests', %(extent)s, 'geom') FROM (
+        SELECT ST_AsMVTGeom(
+                   ST_MakeEnvelope(
+                       cells.tx * %(cell_m)s - %(half)s, %(half)s - (cells.ty + 1) * %(cell_m)s,
+                       (cells.tx + 1) * %(cell_m)s - %(half)s, %(half)s - cells.ty * %(cell_m)s,
+                       3857),
+                   ST_TileEnvelope(%(z)s, %(x)s, %(y)s), %(extent)s, %(buffer)s) AS geom,
+               cells.n AS count
+        FROM cells
+    ) t
+), EXISTS (
+    SELECT FROM maps_request_cell_config
+    WHERE grid_m = %(grid_m)s AND time_zone = %(time_zone)s
+) AS counts_current
 """
 
 # The polygons of a boundary layer's active version.
@@ -135,21 +141,15 @@ WHERE id = %(run)s AND kind IN ('hotspots', 'emerging') AND status = 'done'
 # The layer's generation and, when one was made at that generation, the cached tile: one
 # statement, so a tile is never read under a number older than the data it shows.
 CACHED = """
-SELECT g.generation, cfg.grid_m, cfg.time_zone, c.etag, c.tile
+SELECT g.generation, c.etag, c.tile
 FROM maps_tile_generation g
-LEFT JOIN maps_request_cell_config cfg ON cfg.id = 1
 LEFT JOIN maps_tile_cache c
     ON c.layer = %(layer)s AND c.z = %(z)s AND c.x = %(x)s AND c.y = %(y)s
    AND c.filter_key = %(filter_key)s AND c.generation = g.generation
 WHERE g.layer = %(source)s
 """
 
-GENERATION = """
-SELECT g.generation, cfg.grid_m, cfg.time_zone
-FROM maps_tile_generation g
-LEFT JOIN maps_request_cell_config cfg ON cfg.id = 1
-WHERE g.layer = %(source)s
-"""
+GENERATION = "SELECT generation FROM maps_tile_generation WHERE layer = %(source)s"
 
 # A tile made at an older generation never replaces one made at a newer.
 STORE = """
@@ -173,8 +173,13 @@ REBUILD_CELLS = "SELECT maps_request_cells_rebuild(%(grid_m)s, %(time_zone)s)"
 _JIT_OFF: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
+class CountsOutdated(Exception):
+    """The request cell counts were made with another grid or time zone than the tile asks."""
+
+
 def fetch_tile(sql: str, params: dict[str, Any]) -> bytes:
-    """Run one of the ST_AsMVT statements above: the tile's bytes (empty: no features).
+    """Run one of the ST_AsMVT statements above: the tile's bytes (empty: no features). Raises
+    CountsOutdated when REQUEST_CELLS finds the counts made with another grid or time zone.
 
     Without JIT: the estimates of these statements (PostGIS functions over many rows) pass
     jit_above_cost, and compiling took longer (100+ ms) than running them. Set once per
@@ -187,14 +192,15 @@ def fetch_tile(sql: str, params: dict[str, Any]) -> bytes:
             _JIT_OFF.add(raw)
         cursor.execute(sql, {"extent": EXTENT, "buffer": BUFFER, **params})
         row = cursor.fetchone()
+    if row is not None and len(row) > 1 and not row[1]:
+        raise CountsOutdated
     return bytes(row[0]) if row and row[0] is not None else b""
 
 
 def cached_tile(
     *, source: str, layer: str, z: int, x: int, y: int, filter_key: str
-) -> tuple[int, tuple[float, str] | None, str | None, bytes | None]:
-    """(current generation of ``source``, the cell counts' (grid_m, time_zone), etag, tile) —
-    etag and tile None on a miss."""
+) -> tuple[int, str | None, bytes | None]:
+    """(current generation of ``source``, etag, tile): etag and tile None on a miss."""
     params: dict[str, Any] = {
         "source": source,
         "layer": layer,
@@ -205,16 +211,15 @@ def cached_tile(
     }
     with connection.cursor() as cursor:
         cursor.execute(CACHED, params)
-        generation, grid_m, time_zone, etag, tile = cursor.fetchone()
-    config = (float(grid_m), str(time_zone)) if grid_m is not None else None
-    return generation, config, etag, (bytes(tile) if tile is not None else None)
+        generation, etag, tile = cursor.fetchone()
+    return generation, etag, (bytes(tile) if tile is not None else None)
 
 
-def generation(*, source: str) -> tuple[int, tuple[float, str] | None]:
-    """(current generation of ``source``, the cell counts' (grid_m, time_zone)). Prepared once
-    per connection: a cached tile runs this statement and nothing else."""
-    [(number, grid_m, time_zone)] = prepared.fetch_all(GENERATION, {"source": source})
-    return int(number), (float(grid_m), str(time_zone)) if grid_m is not None else None
+def generation(*, source: str) -> int:
+    """The current generation of ``source``. Prepared once per connection: a cached tile runs
+    this statement and nothing else."""
+    [(number,)] = prepared.fetch_all(GENERATION, {"source": source})
+    return int(number)
 
 
 def store_tile(

@@ -84,27 +84,21 @@ def tile_render(
     filter_key = _filter_key(layer, query)
     public = layer != HOTSPOTS
     if not settings.GEO311_TILE_CACHE:
-        # Only the cell counts' tiles need the generation row (its cell configuration).
-        cells = None
-        if layer == REQUESTS and z <= int(settings.GEO311_TILE_CELL_MAX_ZOOM):
-            _, cells = sql_tiles.generation(source=source)
-        content = _make(layer, z, x, y, query, cells)
+        content = _make(layer, z, x, y, query)
         return Tile(content=content, etag=_etag(content), public=public, cached=False)
     key = (layer, z, x, y, filter_key)
     kept = _memory.get(key)
-    if kept is not None:
-        # This process has the tile: only the (small) generation row is read.
-        generation, cells = sql_tiles.generation(source=source)
-        if kept.generation == generation:
-            return Tile(kept.content, kept.etag, public, cached=True, gzipped=kept.gzipped)
-    generation, cells, stored_etag, stored = sql_tiles.cached_tile(
+    # When this process has the tile, only the (small) generation row is read.
+    if kept is not None and kept.generation == sql_tiles.generation(source=source):
+        return Tile(kept.content, kept.etag, public, cached=True, gzipped=kept.gzipped)
+    generation, stored_etag, stored = sql_tiles.cached_tile(
         source=source, layer=layer, z=z, x=x, y=y, filter_key=filter_key
     )
     if stored_etag is not None and stored is not None:
         kept = _Kept(generation, stored_etag, stored, _gzip(stored))
         _memory.put(key, kept)
         return Tile(stored, stored_etag, public, cached=True, gzipped=kept.gzipped)
-    content = _make(layer, z, x, y, query, cells)
+    content = _make(layer, z, x, y, query)
     etag = _etag(content)
     sql_tiles.store_tile(
         source=source,
@@ -298,25 +292,27 @@ def _message(error: ValidationError) -> str:
 # --- making tiles -------------------------------------------------------------------------
 
 
-def _make(
-    layer: str, z: int, x: int, y: int, query: QueryDict, cells: tuple[float, str] | None
-) -> bytes:
-    return sql_tiles.fetch_tile(
-        *tile_statement(layer=layer, z=z, x=x, y=y, query=query, cells=cells)
-    )
+def _make(layer: str, z: int, x: int, y: int, query: QueryDict) -> bytes:
+    try:
+        return sql_tiles.fetch_tile(*tile_statement(layer=layer, z=z, x=x, y=y, query=query))
+    except sql_tiles.CountsOutdated:
+        raise TileError(
+            503,
+            "request counts were made with another sensitive grid or time zone; "
+            "run manage.py tiles_rebuild",
+        ) from None
 
 
 def tile_statement(
-    *, layer: str, z: int, x: int, y: int, query: QueryDict, cells: tuple[float, str] | None
+    *, layer: str, z: int, x: int, y: int, query: QueryDict
 ) -> tuple[str, dict[str, Any]]:
     """The ``ST_AsMVT`` statement and its parameters for a tile (what a cache miss runs; the
-    benchmark times it bare). ``cells``: the (grid_m, time_zone) the cell counts were made
-    with. Raises TileError."""
+    benchmark times it bare). Raises TileError."""
     cap = int(settings.GEO311_TILE_MAX_FEATURES)
     tile = {"z": z, "x": x, "y": y, "cap": cap}
     edge = sql_tiles.BUFFER / sql_tiles.EXTENT
     if layer == REQUESTS:
-        return _requests(tile, request_filter(query), cells)
+        return _requests(tile, request_filter(query))
     if layer == HOTSPOTS:
         return sql_tiles.HOTSPOTS, {**tile, "margin": edge, "run": _hotspot_run(query)}
     if not Layer.objects.filter(slug=layer, versions__status="active").exists():
@@ -324,9 +320,7 @@ def tile_statement(
     return sql_tiles.BOUNDARIES, {**tile, "margin": edge, "layer": layer}
 
 
-def _requests(
-    tile: dict, request_filter: RequestFilter, cells: tuple[float, str] | None
-) -> tuple[str, dict[str, Any]]:
+def _requests(tile: dict, request_filter: RequestFilter) -> tuple[str, dict[str, Any]]:
     try:
         ids = request_filter.params()
     except ValidationError as error:
@@ -334,12 +328,6 @@ def _requests(
     z = tile["z"]
     grid_m = float(settings.GEO311_SENSITIVE_GRID_M)
     if z <= int(settings.GEO311_TILE_CELL_MAX_ZOOM):
-        if cells != (grid_m, settings.TIME_ZONE):
-            raise TileError(
-                503,
-                "request counts were made with another sensitive grid or time zone; "
-                "run manage.py tiles_rebuild",
-            )
         drawn = z + sql_tiles.CELLS_PER_TILE_SHIFT
         level = min(max(drawn, sql_tiles.CELL_LEVELS[0]), sql_tiles.CELL_LEVELS[1])
         shift = level - drawn
@@ -361,6 +349,9 @@ def _requests(
                 "status_ids": ids["status_ids"],
                 "month_from": start.replace(day=1) if start else None,
                 "month_to": end.replace(day=1) if end else None,
+                # The counts must have been made with these (REQUEST_CELLS checks).
+                "grid_m": grid_m,
+                "time_zone": settings.TIME_ZONE,
             },
         )
     # A sensitive request's public point is up to half a grid cell's diagonal (0.71 cells)

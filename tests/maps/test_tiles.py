@@ -316,6 +316,23 @@ def test_tiles_made_without_the_cache_are_not_compressed(chicago_city, settings)
         assert ("count" in feature["properties"]) == (drawn == "cells")
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_cell_tiles_refuse_counts_made_with_another_grid(chicago_city, settings, cache):
+    """The counts are made with GEO311_SENSITIVE_GRID_M and the time zone: after either
+    changes, a cell tile says to rebuild them (503) instead of drawing the old counts; point
+    tiles do not use them."""
+    settings.GEO311_TILE_CACHE = cache
+    file(LOOP)
+    settings.GEO311_SENSITIVE_GRID_M = float(settings.GEO311_SENSITIVE_GRID_M) * 2
+    response = fetch(Client(), "requests", LOOP, 10)
+    assert response.status_code == 503
+    assert "run manage.py tiles_rebuild" in response.json()["detail"]
+    assert len(features(fetch(Client(), "requests", LOOP, 16))) == 1
+    tiles.request_cells_rebuild()
+    [cell] = features(fetch(Client(), "requests", LOOP, 10))
+    assert cell["properties"]["count"] == 1
+
+
 def test_boundary_tiles_and_their_invalidation(chicago_city):
     from boundaries.models import Boundary
 
