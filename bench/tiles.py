@@ -10,8 +10,8 @@ Tiles: the 3 x 3 block of tiles around each of four dense NYC places per zoom (d
 dropped); each tile ROUNDS times, API and SQL one right after the other, so both see the same
 background load, the API first in even rounds and the SQL first in odd ones: the second read of
 a tile finds its pages in PostgreSQL's shared buffers (the table is larger than they are), and
-always asking the API first charged it 0.1-0.5 ms a tile. z16 and
-z14 draw points (capped at GEO311_TILE_MAX_FEATURES), z12 and z10 draw the cell counts.
+always asking the API first charged it 0.1-0.5 ms a tile. z16 and z14 draw points (capped at
+GEO311_TILE_MAX_FEATURES), z12 and z10 draw the cell counts.
 
 Also measured (``details.trigger_cost``): what the cell-count triggers add to a one-row INSERT
 into geo311_servicerequest (its own transaction), with the triggers enabled and disabled, on
