@@ -392,7 +392,10 @@ def test_webhooks_get_the_events_they_asked_for_signed(
     assert payload["request"]["service_request_id"] == request.public_id
     assert payload["event"]["status"] == "in-progress"
     assert "ada@example.org" not in str(payload)
-    assert "555" not in str(payload)
+    # The phone in every form a payload could carry it; a bare "555" also
+    # turns up in a timestamp's microseconds.
+    for phone in ("312-555-0199", "3125550199", "555-0199"):
+        assert phone not in str(payload)
     assert not sent.filter(webhook=other)
 
 
