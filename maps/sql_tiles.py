@@ -58,17 +58,13 @@ SELECT ST_AsMVT(t.*, 'requests', %(extent)s, 'geom') FROM (
 # up 2**shift x 2**shift stored cells into one drawn cell. Months are whole months in the city's
 # time zone (maps_request_cell_config). The second column says whether the counts were made with
 # the grid and time zone the caller gives: a tile is one round trip, its check included.
-REQUEST_CELLS = """
+_CELLS = """
 WITH cells AS (
     SELECT c.cx >> %(shift)s AS tx, c.cy >> %(shift)s AS ty, sum(c.n)::bigint AS n
-    FROM maps_request_cell c
+    FROM {table} c
     WHERE c.level = %(level)s
       AND c.cx BETWEEN %(cx0)s AND %(cx1)s
-      AND c.cy BETWEEN %(cy0)s AND %(cy1)s
-      AND (%(category_ids)s::bigint[] IS NULL OR c.category_id = ANY(%(category_ids)s))
-      AND (%(status_ids)s::bigint[] IS NULL OR c.status_id = ANY(%(status_ids)s))
-      AND (%(month_from)s::date IS NULL OR c.month >= %(month_from)s)
-      AND (%(month_to)s::date IS NULL OR c.month <= %(month_to)s)
+      AND c.cy BETWEEN %(cy0)s AND %(cy1)s{filters}
     GROUP BY 1, 2
     HAVING sum(c.n) > 0
     LIMIT %(cap)s
@@ -89,6 +85,17 @@ SELECT (
     WHERE grid_m = %(grid_m)s AND time_zone = %(time_zone)s
 ) AS counts_current
 """
+REQUEST_CELLS = _CELLS.format(
+    table="maps_request_cell",
+    filters="""
+      AND (%(category_ids)s::bigint[] IS NULL OR c.category_id = ANY(%(category_ids)s))
+      AND (%(status_ids)s::bigint[] IS NULL OR c.status_id = ANY(%(status_ids)s))
+      AND (%(month_from)s::date IS NULL OR c.month >= %(month_from)s)
+      AND (%(month_to)s::date IS NULL OR c.month <= %(month_to)s)""",
+)
+# The same without a filter, from the per-cell sums (migration maps 0003): one row per cell
+# instead of one per category, status and month (~150 of them per cell of a busy city).
+REQUEST_CELL_TOTALS = _CELLS.format(table="maps_request_cell_total", filters="")
 
 # The polygons of a boundary layer's active version.
 BOUNDARIES = """
@@ -179,7 +186,7 @@ class CountsOutdated(Exception):
 
 def fetch_tile(sql: str, params: dict[str, Any]) -> bytes:
     """Run one of the ST_AsMVT statements above: the tile's bytes (empty: no features). Raises
-    CountsOutdated when REQUEST_CELLS finds the counts made with another grid or time zone.
+    CountsOutdated when a cell statement finds the counts made with another grid or time zone.
 
     Without JIT: the estimates of these statements (PostGIS functions over many rows) pass
     jit_above_cost, and compiling took longer (100+ ms) than running them. Set once per

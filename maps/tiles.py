@@ -12,7 +12,8 @@ Layers (a tile's MVT layer has the same name):
   ``public_id``, ``service_code``, ``status`` (the city's status code), ``open311_status``
   (open/closed) and ``requested_at`` (UTC); sensitive categories at their public location. At
   and below it, square cells (32 across a tile) with the ``count`` of requests, from
-  ``maps_request_cell``. Filters: ``service_code`` (repeatable or comma-separated), ``status``
+  ``maps_request_cell`` (its per-cell sums ``maps_request_cell_total`` when nothing is
+  filtered). Filters: ``service_code`` (repeatable or comma-separated), ``status``
   (open, closed or status codes), ``from`` / ``to`` (dates in the city's time zone, both
   included; at cell zooms whole months: the months of ``from`` through ``to``).
 - each boundary layer by its slug: the active version's polygons with ``code``, ``name``,
@@ -332,26 +333,31 @@ def _requests(tile: dict, request_filter: RequestFilter) -> tuple[str, dict[str,
         level = min(max(drawn, sql_tiles.CELL_LEVELS[0]), sql_tiles.CELL_LEVELS[1])
         shift = level - drawn
         span = 2 ** (sql_tiles.CELLS_PER_TILE_SHIFT + shift)
+        cells = {
+            **tile,
+            "level": level,
+            "shift": shift,
+            "cx0": tile["x"] * span,
+            "cx1": tile["x"] * span + span - 1,
+            "cy0": tile["y"] * span,
+            "cy1": tile["y"] * span + span - 1,
+            "cell_m": sql_tiles.WORLD_M / 2**drawn,
+            "half": sql_tiles.HALF_WORLD_M,
+            # The counts must have been made with these (the statement checks).
+            "grid_m": grid_m,
+            "time_zone": settings.TIME_ZONE,
+        }
+        if request_filter == RequestFilter():
+            return sql_tiles.REQUEST_CELL_TOTALS, cells
         start, end = request_filter.start, request_filter.end
         return (
             sql_tiles.REQUEST_CELLS,
             {
-                **tile,
-                "level": level,
-                "shift": shift,
-                "cx0": tile["x"] * span,
-                "cx1": tile["x"] * span + span - 1,
-                "cy0": tile["y"] * span,
-                "cy1": tile["y"] * span + span - 1,
-                "cell_m": sql_tiles.WORLD_M / 2**drawn,
-                "half": sql_tiles.HALF_WORLD_M,
+                **cells,
                 "category_ids": ids["category_ids"],
                 "status_ids": ids["status_ids"],
                 "month_from": start.replace(day=1) if start else None,
                 "month_to": end.replace(day=1) if end else None,
-                # The counts must have been made with these (REQUEST_CELLS checks).
-                "grid_m": grid_m,
-                "time_zone": settings.TIME_ZONE,
             },
         )
     # A sensitive request's public point is up to half a grid cell's diagonal (0.71 cells)

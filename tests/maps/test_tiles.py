@@ -5,6 +5,7 @@ counts kept by triggers, and the tile cache with its ETags."""
 import gzip
 import math
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import mapbox_vector_tile
@@ -107,6 +108,19 @@ def kept_cells() -> set[tuple]:
         return set(cursor.fetchall())
 
 
+def assert_counts_current() -> None:
+    """The counts the triggers keep, per cell, category, status and month and per cell
+    (what unfiltered low-zoom tiles read), are the ones made from scratch."""
+    fresh = fresh_cells()
+    assert kept_cells() == fresh
+    totals: Counter[tuple] = Counter()
+    for level, cx, cy, *_, n in fresh:
+        totals[(level, cx, cy)] += n
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT level, cx, cy, n FROM maps_request_cell_total WHERE n <> 0")
+        assert set(cursor.fetchall()) == {(*cell, n) for cell, n in totals.items()}
+
+
 def test_a_tile_holds_the_requests_inside_it_with_public_properties_only(chicago_city):
     reporter = Reporter(first_name="Zebedee", email="zebedee.q@example.org", phone="+13125550199")
     near = file(LOOP, reporter=reporter)
@@ -203,6 +217,10 @@ def test_a_sensitive_request_is_drawn_at_its_cell_centre(chicago_city):
     assert math.dist(got, exact_tile) > 10  # not the exact point (~0.6 m per unit at z18)
 
 
+def drawn_cells(found: list[dict]) -> list[tuple]:
+    return sorted((str(f["geometry"]["coordinates"]), f["properties"]["count"]) for f in found)
+
+
 def test_low_zoom_tiles_draw_cell_counts(chicago_city):
     for i in range(4):
         file(offset(LOOP, i * 15, 0))
@@ -214,29 +232,33 @@ def test_low_zoom_tiles_draw_cell_counts(chicago_city):
         assert all(f["geometry"]["type"] == "Polygon" for f in found)
         tree = features(fetch(Client(), "requests", LOOP, z, "service_code=TREE_TRIM"))
         assert sum(f["properties"]["count"] for f in tree) == 1
+        # Unfiltered tiles read the per-cell sums; naming every category reads the counts.
+        both = features(fetch(Client(), "requests", LOOP, z, "service_code=SIDEWALK,TREE_TRIM"))
+        assert drawn_cells(both) == drawn_cells(found)
         assert features(fetch(Client(), "requests", LOOP, z, "status=closed")) == []
 
 
 def test_cell_counts_follow_inserts_updates_and_deletes(chicago_city):
-    assert kept_cells() == fresh_cells()
+    assert_counts_current()
     made = [file(offset(LOOP, i * 400, 0)) for i in range(3)]
     noise = file(offset(LOOP, 0, 300), code="NOISE")
-    assert kept_cells() == fresh_cells()
+    assert_counts_current()
     request_transition(
         request=made[0], status=Status.objects.get(code="acknowledged"), actor=Actor()
     )
     request_move(request=made[1], actor=Actor(), location=offset(LOOP, -5000, 2000))
-    assert kept_cells() == fresh_cells()
+    assert_counts_current()
     ServiceRequest.objects.filter(pk=made[2].pk).update(
         category=ServiceCategory.objects.get(service_code="TREE_TRIM")
     )
     ServiceRequest.objects.filter(pk=noise.pk).delete()
-    assert kept_cells() == fresh_cells()
+    assert_counts_current()
     # A category turning sensitive moves its requests to their public points.
     ServiceCategory.objects.filter(service_code="SIDEWALK").update(sensitive=True)
-    assert kept_cells() == fresh_cells()
+    assert_counts_current()
     ServiceRequest.objects.all().delete()
     assert kept_cells() == set()
+    assert_counts_current()
 
 
 def test_tiles_are_cached_revalidated_and_invalidated_by_changes(chicago_city):

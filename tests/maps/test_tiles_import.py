@@ -7,20 +7,20 @@ from django.test import Client
 
 from importers.requests import import_request_file, read_mapping
 from tests.maps.conftest import MAPPING, sample_csv
-from tests.maps.test_tiles import LOOP, features, fetch, fresh_cells, kept_cells
+from tests.maps.test_tiles import LOOP, assert_counts_current, features, fetch
 
 pytestmark = pytest.mark.django_db
 
 
 def test_imported_requests_are_counted(chicago_requests: int, tmp_path):
     assert chicago_requests > 1000
-    assert kept_cells() == fresh_cells()
+    assert_counts_current()
     # A second file on top, in this test's transaction.
     report = import_request_file(
         sample_csv(tmp_path / "fiftieth.csv", every=50), mapping=read_mapping(MAPPING)
     )
     assert report.imported > 100
-    assert kept_cells() == fresh_cells()
+    assert_counts_current()
 
 
 def test_a_city_wide_tile_counts_every_request(chicago_requests: int):
