@@ -1,8 +1,8 @@
 """Request counts per cell with nothing filtered: what a low-zoom tile of the whole map draws.
 
 ``maps_request_cell`` counts requests per cell, category, status and month, so a tile that asks
-for all of them adds up every category, status and month of each of its cells: at z10 over New
-York (1.2 M requests) that is ~150,000 rows and 50-60 ms, for 1,024 cells at most.
+for all of them adds up every category, status and month of each of its cells: the busiest z10
+tile over New York (1.2 M requests) reads 149,407 rows for its 417 cells, in 50-80 ms.
 ``maps_request_cell_total`` holds the sums per (level, cx, cy), which such a tile reads instead.
 
 The totals follow ``maps_request_cell`` itself: statement-level triggers on it add what each
