@@ -20,7 +20,7 @@ from .common import BenchError, log, median_run, write_result, wrk_load
 from .tiles import ensure_requests, start_server, tiles_at
 
 NAME = "tiles_cached"
-WORKERS = 3  # as make run serves; measured here: 2 workers 1,435 tiles/s, 3 1,725, 4 1,636
+WORKERS = 3  # as make run serves (scripts/serve.sh)
 CONNECTIONS = 4
 SECONDS = 10.0
 RUNS = 5
