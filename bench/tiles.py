@@ -2,8 +2,8 @@
 (gunicorn, 3 sync workers as ``make run`` serves, the tile cache OFF, libcurl asking one tile at
 a time, on a new connection each time since a sync worker closes it) against the bare
 ``ST_AsMVT`` statement for the same tiles (the exact statement and parameters a cache miss runs,
-``maps.tiles.tile_statement``, sent with psycopg client-side binding as Django sends it, with
-``jit = off`` as the API runs it).
+``maps.tiles.tile_statement``, sent with psycopg client-side binding as Django sends it, without
+JIT and parallel workers as the API runs it: ``maps.sql_tiles.PLANNER_SETTINGS``).
 
 With the >= 1.2 M synthetic NYC requests of ``nearby_query`` (two years at tax-lot points).
 Tiles: the 3 x 3 block of tiles around each of four dense NYC places per zoom, without repeats
@@ -216,6 +216,7 @@ def run() -> dict:
     import psycopg
     from django.http import QueryDict
 
+    from maps.sql_tiles import PLANNER_SETTINGS
     from maps.tiles import tile_statement
 
     data = ensure_requests()
@@ -227,7 +228,7 @@ def run() -> dict:
     per_zoom: dict = {}
     try:
         with raw_connection(cursor_factory=psycopg.ClientCursor) as conn:
-            conn.execute("SET jit = off")  # as maps.sql_tiles.fetch_tile runs them
+            conn.execute(PLANNER_SETTINGS)  # as maps.sql_tiles.fetch_tile runs them
             for z in ZOOMS:
                 around = tiles_at(z)
                 api: list[float] = []

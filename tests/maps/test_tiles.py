@@ -5,6 +5,7 @@ counts kept by triggers, and the tile cache with its ETags."""
 import gzip
 import math
 import subprocess
+import weakref
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from django.utils import timezone
 from geo311.models import ServiceCategory, ServiceRequest, Status
 from geo311.privacy import public_point
 from geo311.services import Actor, Reporter, request_create, request_move, request_transition
-from maps import tiles
+from maps import sql_tiles, tiles
 from maps.models import AnalysisRun, HotspotCell
 
 pytestmark = pytest.mark.django_db
@@ -336,6 +337,23 @@ def test_tiles_made_without_the_cache_are_not_compressed(chicago_city, settings)
         assert "Content-Encoding" not in response
         [feature] = features(response)
         assert ("count" in feature["properties"]) == (drawn == "cells")
+
+
+def test_tiles_are_made_without_jit_or_parallel_workers(chicago_city, settings, monkeypatch):
+    """PostgreSQL costs the PostGIS functions of a tile high enough to compile it (JIT) and to
+    start parallel workers for it, both slower than the tile itself: the connection that
+    makes a tile runs without either (set once per connection)."""
+    monkeypatch.setattr(sql_tiles, "_PLANNER_SET", weakref.WeakSet())
+    settings.GEO311_TILE_CACHE = False
+    file(LOOP)
+    planner = "SELECT current_setting('jit'), current_setting('max_parallel_workers_per_gather')"
+    with connection.cursor() as cursor:
+        cursor.execute("RESET jit; RESET max_parallel_workers_per_gather")
+        cursor.execute(planner)
+        assert cursor.fetchone() != ("off", "0")
+        assert len(features(fetch(Client(), "requests", LOOP, 16))) == 1
+        cursor.execute(planner)
+        assert cursor.fetchone() == ("off", "0")
 
 
 @pytest.mark.parametrize("cache", [True, False])
