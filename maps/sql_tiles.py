@@ -9,8 +9,11 @@ features with ``LIMIT %(cap)s``: which features a capped tile keeps is unspecifi
 """
 
 import weakref
+from collections import Counter
 from typing import Any
 
+import psycopg
+from django.conf import settings
 from django.db import connection
 
 from geo311 import prepared
@@ -232,8 +235,89 @@ def cached_tile(
 
 
 def generation(*, source: str) -> int:
-    """The current generation of ``source``. Prepared once per connection: a cached tile runs
-    this statement and nothing else."""
+    """The current generation of ``source``: what a tile this process keeps in memory must have
+    been made at to be served.
+
+    Outside a transaction (the tile view runs outside one), read once per database connection
+    and then heard: the connection LISTENs on CHANNEL, where ``maps_tile_bump`` (migration
+    maps 0004) names the source it moves as the change commits, and the number is read again
+    at the next tile after that. A tile served from memory therefore costs no round trip while
+    its layer is unchanged; the notification reaches a connection within milliseconds of the
+    commit, and at once when it was this connection's own. Inside a transaction, or with
+    GEO311_TILE_LISTEN off (behind a pooler that cannot LISTEN) or CONN_MAX_AGE 0 (no
+    connection outlives a request), the number is read every time: prepared once per
+    connection, one short statement."""
+    db = connection
+    if (
+        not settings.GEO311_TILE_LISTEN
+        or db.in_atomic_block
+        or db.settings_dict["CONN_MAX_AGE"] == 0
+    ):
+        return _read_generation(source)
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    raw = db.connection
+    heard = _HEARD.get(raw)
+    if heard is None:
+        heard = _Heard()
+        raw.add_notify_handler(heard.notified)
+        with db.cursor() as cursor:
+            cursor.execute(f"LISTEN {CHANNEL}")
+        _HEARD[raw] = heard
+    else:
+        heard.drain(raw)
+    number = heard.numbers.get(source)
+    if number is None:
+        moved = heard.moved[source]
+        number = _read_generation(source)
+        # A notification that came in while the number was being read may be for a later
+        # commit than the one read: keep the number only if none did.
+        if heard.moved[source] == moved:
+            heard.numbers[source] = number
+    return number
+
+
+CHANNEL = "geo311_tiles"
+
+
+class _Heard:
+    """The generations one connection has read, each forgotten when a notification on CHANNEL
+    names its source."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, int] = {}
+        self.moved: Counter[str] = Counter()
+
+    def notified(self, notify: psycopg.Notify) -> None:
+        """psycopg calls this for each notification a statement on the connection brings in."""
+        if notify.channel == CHANNEL:
+            self.forget(notify.payload)
+
+    def forget(self, source: str) -> None:
+        self.numbers.pop(source, None)
+        self.moved[source] += 1
+
+    def drain(self, raw: psycopg.Connection) -> None:
+        """Take in the notifications that arrived since the connection was last used, without
+        a round trip: what the socket holds (libpq's PQconsumeInput + PQnotifies)."""
+        pgconn = raw.pgconn
+        with raw.lock:
+            try:
+                pgconn.consume_input()
+            except psycopg.OperationalError:
+                # A broken connection: read again, which raises as any other query would.
+                self.numbers.clear()
+                return
+            while (notify := pgconn.notifies()) is not None:
+                if notify.relname.decode() == CHANNEL:
+                    self.forget(notify.extra.decode())
+
+
+# By psycopg connection: a new connection LISTENs and reads each number afresh.
+_HEARD: "weakref.WeakKeyDictionary[Any, _Heard]" = weakref.WeakKeyDictionary()
+
+
+def _read_generation(source: str) -> int:
     [(number,)] = prepared.fetch_all(GENERATION, {"source": source})
     return int(number)
 

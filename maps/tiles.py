@@ -4,7 +4,9 @@
 filter, then serves the tile from the tile cache when one was made at the layer's current
 generation, or makes it with the layer's one ``ST_AsMVT`` statement (``maps.sql_tiles``) and
 stores it. Generation numbers move inside the transactions that change the data under a layer
-(migration maps 0002), so a cached tile is never served after its data changed.
+(migration maps 0002), so the cache table never serves a tile after its data changed; a tile
+this process keeps in memory is checked against the number as the process last heard it
+(``sql_tiles.generation``: within milliseconds of another process's commit).
 
 Layers (a tile's MVT layer has the same name):
 
@@ -89,7 +91,7 @@ def tile_render(
         return Tile(content=content, etag=_etag(content), public=public, cached=False)
     key = (layer, z, x, y, filter_key)
     kept = _memory.get(key)
-    # When this process has the tile, only the (small) generation row is read.
+    # When this process has the tile, only the layer's generation is checked.
     if kept is not None and kept.generation == sql_tiles.generation(source=source):
         return Tile(kept.content, kept.etag, public, cached=True, gzipped=kept.gzipped)
     generation, stored_etag, stored = sql_tiles.cached_tile(
@@ -142,9 +144,10 @@ class _Kept:
 
 class _TileMemory:
     """The tiles this process served last, with their gzip-compressed copies, up to
-    GEO311_TILE_MEMORY_MB: a hit still reads the layer's generation (one small row) and is used
-    only at that generation, so it is never staler than the table cache; it saves reading and
-    sending the tile's bytes from the database. Shared by the threads of a process."""
+    GEO311_TILE_MEMORY_MB: a hit is used only at the layer's generation as
+    ``sql_tiles.generation`` has it (heard, without a query, while the layer is unchanged); it
+    saves reading and sending the tile's bytes from the database. Shared by the threads of a
+    process."""
 
     def __init__(self) -> None:
         self._tiles: OrderedDict[tuple, _Kept] = OrderedDict()
