@@ -11,8 +11,14 @@ from scipy import sparse
 from maps import analysis, selectors, sql
 from maps.filters import RequestFilter
 
-# Real cells include a few islands (a park, the airport's edge): libpysal says so.
-pytestmark = pytest.mark.filterwarnings("ignore:The weights matrix is not fully connected")
+# Marked for the database although the tests read it only through module fixtures: pytest-django
+# runs unmarked tests after the transactional ones, whose flush (tests/maps/test_worker.py)
+# empties the maps tests' committed city when the package runs alone.
+pytestmark = [
+    pytest.mark.django_db,
+    # Real cells include a few islands (a park, the airport's edge): libpysal says so.
+    pytest.mark.filterwarnings("ignore:The weights matrix is not fully connected"),
+]
 
 
 # --- Gi* = esda.G_Local(star=True) on real Chicago cells ------------------------------------
