@@ -6,10 +6,15 @@ round trip that costs about as much as the statement a cached tile or a nearby l
 Between requests a connection sits idle, and an idle PostgreSQL connection has nothing to say:
 when the server ends it (a restart, ``pg_terminate_backend``, idle timeouts, a failover) it
 sends an error and closes the socket, so the socket turns readable. That is what this check
-looks at, with ``select`` and no wait: a readable socket or a closed or broken psycopg
-connection counts as unusable, and Django opens a new connection before the request's first
-query, as after a failed ``SELECT 1``. A connection inside a transaction is asked with
-``SELECT 1`` as before.
+looks at, with ``select`` and no wait: a closed or broken psycopg connection, or a readable
+socket whose input ends the connection, counts as unusable, and Django opens a new connection
+before the request's first query, as after a failed ``SELECT 1``. A connection inside a
+transaction is asked with ``SELECT 1`` as before.
+
+One thing an idle connection may be told is a notification: web connections LISTEN for tile
+generations (``maps.sql_tiles.generation``). A readable socket is therefore read (libpq's
+PQconsumeInput, no round trip): the connection stays usable when it is still good after that,
+and the notifications wait in libpq for the next statement or PQnotifies, as they would have.
 
 What it cannot see is a peer that vanished without closing (a cut cable, a dead host behind
 NAT): ``SELECT 1`` would then wait for TCP to give up as well, and TCP keepalives
@@ -19,10 +24,11 @@ NAT): ``SELECT 1`` would then wait for TCP to give up as well, and TCP keepalive
 import select
 from typing import Any
 
+import psycopg
 from django.contrib.gis.db.backends.postgis.base import (
     DatabaseWrapper as PostGISDatabaseWrapper,
 )
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ConnStatus, TransactionStatus
 
 
 class DatabaseWrapper(PostGISDatabaseWrapper):
@@ -37,4 +43,10 @@ class DatabaseWrapper(PostGISDatabaseWrapper):
             readable, _, _ = select.select([conn.fileno()], [], [], 0)
         except (OSError, ValueError):
             return False
-        return not readable
+        if not readable:
+            return True
+        try:
+            conn.pgconn.consume_input()  # raises once the server has closed the socket
+        except psycopg.OperationalError:
+            return False
+        return not conn.broken and conn.pgconn.status == ConnStatus.OK

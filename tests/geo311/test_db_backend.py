@@ -1,6 +1,7 @@
 """geo311.db: the health check of an idle persistent connection asks the socket, not the
 server, and still finds a connection the server has ended."""
 
+import select
 import time
 
 import pytest
@@ -73,3 +74,26 @@ def test_inside_a_transaction_the_server_is_asked(second):
     finally:
         second.rollback()
         second.set_autocommit(True)
+
+
+def test_a_listening_connection_told_of_a_commit_stays_usable(second):
+    """Web connections LISTEN (tile generations): a notification makes the idle socket
+    readable, and is kept for the connection's next statement, not taken for a dead server."""
+    heard: list[str] = []
+    second.connection.add_notify_handler(lambda notify: heard.append(notify.payload))
+    with second.cursor() as cursor:
+        cursor.execute("LISTEN geo311_test")
+    pid = _server_pid(second)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify('geo311_test', 'committed')")
+    deadline = time.monotonic() + 5
+    while not select.select([second.connection.fileno()], [], [], 0.01)[0]:
+        assert time.monotonic() < deadline, "the notification never arrived"
+    before = _statements_on(pid)
+    time.sleep(0.01)
+    assert second.is_usable()
+    assert _statements_on(pid) == before
+    second.health_check_done = False
+    second.close_if_health_check_failed()
+    assert _server_pid(second) == pid  # the same connection
+    assert heard == ["committed"]
