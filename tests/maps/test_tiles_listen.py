@@ -8,11 +8,15 @@ own database connection, outside the test's transaction, seeing the maps tests' 
 (``chicago_requests``). Each test moves one committed request out of its tile and puts it
 back."""
 
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import httpx
+import mapbox_vector_tile
 import psycopg
 import pytest
 from django.contrib.gis.geos import Point
@@ -22,7 +26,8 @@ from django.test.utils import CaptureQueriesContext
 
 from geo311.models import ServiceRequest
 from maps import sql_tiles, tiles
-from tests.maps.test_tiles import features, fetch, file
+from tests.maps.test_tiles import features, fetch, file, tile_xy, url
+from tests.notifications.conftest import database_url, free_port, serve, stop
 
 pytestmark = pytest.mark.django_db
 
@@ -182,3 +187,46 @@ def test_in_a_transaction_the_generation_is_read_for_every_tile(committed: Servi
     again = fetch(client, "requests", place, Z)
     assert again["X-Tile-Cache"] == "miss"
     assert {committed.public_id, beside.public_id} <= ids(again)
+
+
+def test_gunicorn_workers_stop_serving_the_tiles_they_keep_once_a_change_commits(
+    committed: ServiceRequest,
+):
+    """The real thing: two sync workers, each keeping the tile in memory, and a change
+    committed by another process; within moments every answer has it."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "geo311.settings",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_CONN_MAX_AGE": "60",
+        "GEO311_TILE_CACHE": "true",
+        "GEO311_TILE_LISTEN": "true",
+    }
+    command = [sys.executable, "-m", "gunicorn", "geo311.wsgi", "-b", f"127.0.0.1:{port}"]
+    server = serve([*command, "--workers", "2"], env, port)
+    tile = f"http://127.0.0.1:{port}" + url("requests", Z, *tile_xy(committed.location, Z))
+
+    def drawn(response: httpx.Response) -> set[str]:
+        assert response.status_code == 200, response.text
+        decoded = mapbox_vector_tile.decode(
+            response.content, default_options={"y_coord_down": True}
+        )
+        return {f["properties"]["public_id"] for f in decoded["requests"]["features"]}
+
+    try:
+        with httpx.Client(timeout=30) as http:
+            before = [http.get(tile) for _ in range(20)]
+            assert all(committed.public_id in drawn(r) for r in before)
+            assert {r.headers["X-Tile-Cache"] for r in before[-10:]} == {"hit"}
+
+            commit_elsewhere(committed, move(committed, AWAY))
+            deadline = time.monotonic() + 10
+            in_a_row = 0
+            while in_a_row < 20 and time.monotonic() < deadline:
+                shown = committed.public_id in drawn(http.get(tile))
+                in_a_row = 0 if shown else in_a_row + 1
+            assert in_a_row == 20, "a worker kept serving the tile from before the change"
+    finally:
+        stop(server)
