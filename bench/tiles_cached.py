@@ -7,16 +7,22 @@ connections, asking as a browser's map does, gzip accepted) fetches those tiles 
 RUNS runs of SECONDS. value = tiles/s of the median run, counting only 200s and 204s that were
 cache hits (``X-Tile-Cache: hit``). wrk shares the machine's two cores with gunicorn and
 PostgreSQL (and with other work on it: see details.load).
+
+details.under_writes: the same load, one run per rate of WRITE_RATES, while another connection
+commits changes under the tiles; every change moves the requests layer's generation, so each
+tile is made afresh once after it.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from .common import BenchError, log, median_run, write_result, wrk_load
+from .common import BenchError, log, median_run, raw_connection, write_result, wrk_load
 from .tiles import ensure_requests, start_server, tiles_at
 
 NAME = "tiles_cached"
@@ -26,6 +32,51 @@ SECONDS = 10.0
 RUNS = 5
 GOAL = 2000.0
 ZOOMS = (16, 15, 14, 13, 12)
+# Changes under the tiles per second, each its own run: New York files about 0.1 request a
+# second, and staff move each through a few statuses.
+WRITE_RATES = (0.2, 1.0)
+
+
+def _with_writes(rate: float, load: Callable[[], dict]) -> dict:
+    """``load`` while another connection commits ``rate`` changes a second under the tiles (one
+    request moved 1 m and back, so the data ends as it began): each moves the requests
+    layer's generation, so every process makes each tile afresh once after it (heard by
+    notification). tiles/s counts every 200 and 204, hits and fresh ones."""
+    stop = threading.Event()
+    commits = 0
+
+    def write() -> None:
+        nonlocal commits
+        with raw_connection() as conn:
+            (request,) = conn.execute(
+                "SELECT id FROM geo311_servicerequest WHERE source = 'bench:synthetic_nyc'"
+                " ORDER BY id LIMIT 1"
+            ).fetchone()
+            move = "UPDATE geo311_servicerequest SET location = ST_Translate(location, %s, 0)"
+            while not stop.is_set() or commits % 2:
+                conn.execute(
+                    move + " WHERE id = %s", (1e-5 if commits % 2 == 0 else -1e-5, request)
+                )
+                commits += 1
+                time.sleep(1 / rate)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        run = load()
+    finally:
+        stop.set()
+        writer.join()
+    served = sum(n for status, n in run["statuses"].items() if status in ("200", "204"))
+    return {
+        "writes_per_s": rate,
+        "commits": commits,
+        "tiles_per_s": round(served / run["seconds"], 1),
+        "hits_per_s": round(run["header_matched"] / run["seconds"], 1),
+        "hit_share": round(run["header_matched"] / max(run["requests"], 1), 3),
+        "statuses": run["statuses"],
+        "latency_ms": run["latency_ms"],
+    }
 
 
 def run() -> dict:
@@ -49,6 +100,10 @@ def run() -> dict:
         load = {"connections": CONNECTIONS, "header": hit, "headers": ask}
         wrk_load(server.port, paths, seconds=3, **load)  # warm-up
         runs = [wrk_load(server.port, paths, seconds=SECONDS, **load) for _ in range(RUNS)]
+        under_writes = [
+            _with_writes(per_s, lambda: wrk_load(server.port, paths, seconds=SECONDS, **load))
+            for per_s in WRITE_RATES
+        ]
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -79,6 +134,7 @@ def run() -> dict:
             "mb_per_s": middle["mb_per_s"],
             "request_headers": ask,
             "fill_s": round(fill_s, 2),
+            "under_writes": under_writes,
             "server": f"gunicorn --workers {WORKERS} (sync), GEO311_TILE_CACHE=true",
             "client": middle["client"],
             "data": data,
