@@ -8,6 +8,7 @@ with ``ST_AsMVTGeom(ST_Transform(geom, 3857), envelope, EXTENT, BUFFER)``. Each 
 features with ``LIMIT %(cap)s``: which features a capped tile keeps is unspecified.
 """
 
+import math
 import weakref
 from collections import Counter
 from typing import Any
@@ -148,27 +149,47 @@ SELECT 1 FROM maps_analysisrun
 WHERE id = %(run)s AND kind IN ('hotspots', 'emerging') AND status = 'done'
 """
 
-# The layer's generation and, when one was made at that generation, the cached tile: one
-# statement, so a tile is never read under a number older than the data it shows.
+# A tile's stamp: its layer's generation, and the sum of the numbers of the areas (z12 tiles,
+# migration maps 0005) its envelope and buffer touch. Numbers only grow, so any change
+# committed under the tile makes the sum grow. CACHED reads the stamp and, when one was made
+# at that stamp, the cached tile: one statement, so a tile is never read under a stamp older
+# than the data it shows.
 CACHED = """
-SELECT g.generation, c.etag, c.tile
+SELECT g.generation, a.areas, c.etag, c.tile
 FROM maps_tile_generation g
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(t.generation), 0)::bigint AS areas FROM maps_tile_area t
+    WHERE t.layer = g.layer AND t.ax BETWEEN %(ax0)s AND %(ax1)s
+      AND t.ay BETWEEN %(ay0)s AND %(ay1)s
+) a
 LEFT JOIN maps_tile_cache c
     ON c.layer = %(layer)s AND c.z = %(z)s AND c.x = %(x)s AND c.y = %(y)s
-   AND c.filter_key = %(filter_key)s AND c.generation = g.generation
+   AND c.filter_key = %(filter_key)s AND c.generation = g.generation AND c.areas = a.areas
 WHERE g.layer = %(source)s
 """
 
+# The same stamp alone.
+STAMP = """
+SELECT g.generation, (
+    SELECT coalesce(sum(t.generation), 0)::bigint FROM maps_tile_area t
+    WHERE t.layer = g.layer AND t.ax BETWEEN %(ax0)s AND %(ax1)s
+      AND t.ay BETWEEN %(ay0)s AND %(ay1)s
+)
+FROM maps_tile_generation g WHERE g.layer = %(source)s
+"""
 GENERATION = "SELECT generation FROM maps_tile_generation WHERE layer = %(source)s"
+AREAS = "SELECT ax, ay, generation FROM maps_tile_area WHERE layer = %(source)s"
 
-# A tile made at an older generation never replaces one made at a newer.
+# A tile made at an older stamp never replaces one made at a newer (for one tile both parts
+# only grow).
 STORE = """
-INSERT INTO maps_tile_cache AS c (layer, z, x, y, filter_key, generation, etag, tile)
-VALUES (%(layer)s, %(z)s, %(x)s, %(y)s, %(filter_key)s, %(generation)s, %(etag)s, %(tile)s)
+INSERT INTO maps_tile_cache AS c (layer, z, x, y, filter_key, generation, areas, etag, tile)
+VALUES (%(layer)s, %(z)s, %(x)s, %(y)s, %(filter_key)s, %(generation)s, %(areas)s, %(etag)s,
+        %(tile)s)
 ON CONFLICT (layer, z, x, y, filter_key) DO UPDATE
-SET generation = EXCLUDED.generation, etag = EXCLUDED.etag, tile = EXCLUDED.tile,
-    made_at = now()
-WHERE c.generation < EXCLUDED.generation
+SET generation = EXCLUDED.generation, areas = EXCLUDED.areas, etag = EXCLUDED.etag,
+    tile = EXCLUDED.tile, made_at = now()
+WHERE (c.generation, c.areas) < (EXCLUDED.generation, EXCLUDED.areas)
 """
 
 # Tiles of older generations are never served; this removes them.
@@ -216,10 +237,31 @@ def fetch_tile(sql: str, params: dict[str, Any]) -> bytes:
     return bytes(row[0]) if row and row[0] is not None else b""
 
 
+Stamp = tuple[int, int]  # (layer generation, sum of its areas' numbers)
+Areas = tuple[int, int, int, int]  # ax0, ax1, ay0, ay1: the areas a tile touches
+
+AREA_ZOOM = 12  # an area is a tile of this zoom (migration maps 0005)
+
+
+def area_range(z: int, x: int, y: int) -> Areas:
+    """The areas (AREA_ZOOM tiles) the tile ``z/x/y`` draws from: its envelope widened by the
+    buffer its features may be drawn in."""
+    edge = BUFFER / EXTENT
+    scale = 2.0 ** (AREA_ZOOM - z)
+    last = 2**AREA_ZOOM - 1
+
+    def span(i: int) -> tuple[int, int]:
+        first = math.floor((i - edge) * scale)
+        end = math.ceil((i + 1 + edge) * scale)  # the first area past the widened tile
+        return max(0, first), min(last, end - 1)
+
+    return (*span(x), *span(y))
+
+
 def cached_tile(
     *, source: str, layer: str, z: int, x: int, y: int, filter_key: str
-) -> tuple[int, str | None, bytes | None]:
-    """(current generation of ``source``, etag, tile): etag and tile None on a miss."""
+) -> tuple[Stamp, str | None, bytes | None]:
+    """(current stamp of the tile, etag, tile): etag and tile None on a miss."""
     params: dict[str, Any] = {
         "source": source,
         "layer": layer,
@@ -227,33 +269,36 @@ def cached_tile(
         "x": x,
         "y": y,
         "filter_key": filter_key,
+        **_area_params(area_range(z, x, y)),
     }
     with connection.cursor() as cursor:
         cursor.execute(CACHED, params)
-        generation, etag, tile = cursor.fetchone()
-    return generation, etag, (bytes(tile) if tile is not None else None)
+        generation, areas, etag, tile = cursor.fetchone()
+    return (generation, areas), etag, (bytes(tile) if tile is not None else None)
 
 
-def generation(*, source: str) -> int:
-    """The current generation of ``source``: what a tile this process keeps in memory must have
-    been made at to be served.
+def stamp(*, source: str, areas: Areas) -> Stamp:
+    """The current stamp of a tile of ``source`` over ``areas``: what a tile this process keeps
+    in memory must have been made at to be served.
 
-    Outside a transaction (the tile view runs outside one), read once per database connection
-    and then heard: the connection LISTENs on CHANNEL, where ``maps_tile_bump`` (migration
-    maps 0004) names the source it moves as the change commits, and the number is read again
-    at the next tile after that. A tile served from memory therefore costs no round trip while
-    its layer is unchanged; the notification reaches a connection within milliseconds of the
-    commit, and at once when it was this connection's own. Inside a transaction, or with
-    GEO311_TILE_LISTEN off (behind a pooler that cannot LISTEN) or CONN_MAX_AGE 0 (no
-    connection outlives a request), the number is read every time: prepared once per
-    connection, one short statement."""
+    Outside a transaction (the tile view runs outside one), the numbers are read once per
+    database connection and then heard: the connection LISTENs on CHANNEL, where
+    ``maps_tile_bump`` names the layer it moves (migration maps 0004) and the request triggers
+    each area they move (0005) as the change commits; what a notification names is read again
+    at the next tile that needs it. A tile served from memory therefore costs no round trip
+    while nothing under it changed; the notification reaches a connection within milliseconds
+    of the commit, and at once when it was this connection's own. Inside a transaction, or
+    with GEO311_TILE_LISTEN off (behind a pooler that cannot LISTEN) or CONN_MAX_AGE 0 (no
+    connection outlives a request), the stamp is read every time: one short prepared
+    statement."""
     db = connection
     if (
         not settings.GEO311_TILE_LISTEN
         or db.in_atomic_block
         or db.settings_dict["CONN_MAX_AGE"] == 0
     ):
-        return _read_generation(source)
+        [(number, total)] = prepared.fetch_all(STAMP, {"source": source, **_area_params(areas)})
+        return int(number), int(total)
     db.close_if_health_check_failed()
     db.ensure_connection()
     raw = db.connection
@@ -266,36 +311,57 @@ def generation(*, source: str) -> int:
         _HEARD[raw] = heard
     else:
         heard.drain(raw)
+    # A notification that comes in while a number is read may be for a later commit than the
+    # one read: what is read is kept only if none did.
     number = heard.numbers.get(source)
     if number is None:
         moved = heard.moved[source]
-        number = _read_generation(source)
-        # A notification that came in while the number was being read may be for a later
-        # commit than the one read: keep the number only if none did.
+        [(number,)] = prepared.fetch_all(GENERATION, {"source": source})
         if heard.moved[source] == moved:
             heard.numbers[source] = number
-    return number
+    known = heard.areas.get(source)
+    if known is None:
+        moved = heard.areas_moved[source]
+        rows = prepared.fetch_all(AREAS, {"source": source})
+        known = {(ax, ay): n for ax, ay, n in rows}
+        if heard.areas_moved[source] == moved:
+            heard.areas[source] = known
+    ax0, ax1, ay0, ay1 = areas
+    total = sum(n for (ax, ay), n in known.items() if ax0 <= ax <= ax1 and ay0 <= ay <= ay1)
+    return int(number), total
+
+
+def _area_params(areas: Areas) -> dict[str, int]:
+    return dict(zip(("ax0", "ax1", "ay0", "ay1"), areas, strict=True))
 
 
 CHANNEL = "geo311_tiles"
 
 
 class _Heard:
-    """The generations one connection has read, each forgotten when a notification on CHANNEL
-    names its source."""
+    """The numbers one connection has read (layer generations; each layer's area numbers),
+    each forgotten when a notification on CHANNEL names it: ``<layer>`` or
+    ``<layer>:<ax>:<ay>``."""
 
     def __init__(self) -> None:
         self.numbers: dict[str, int] = {}
         self.moved: Counter[str] = Counter()
+        self.areas: dict[str, dict[tuple[int, int], int]] = {}
+        self.areas_moved: Counter[str] = Counter()
 
     def notified(self, notify: psycopg.Notify) -> None:
         """psycopg calls this for each notification a statement on the connection brings in."""
         if notify.channel == CHANNEL:
             self.forget(notify.payload)
 
-    def forget(self, source: str) -> None:
-        self.numbers.pop(source, None)
-        self.moved[source] += 1
+    def forget(self, payload: str) -> None:
+        source, _, area = payload.partition(":")
+        if area:
+            self.areas.pop(source, None)
+            self.areas_moved[source] += 1
+        else:
+            self.numbers.pop(source, None)
+            self.moved[source] += 1
 
     def drain(self, raw: psycopg.Connection) -> None:
         """Take in the notifications that arrived since the connection was last used, without
@@ -307,6 +373,7 @@ class _Heard:
             except psycopg.OperationalError:
                 # A broken connection: read again, which raises as any other query would.
                 self.numbers.clear()
+                self.areas.clear()
                 return
             while (notify := pgconn.notifies()) is not None:
                 if notify.relname.decode() == CHANNEL:
@@ -317,20 +384,14 @@ class _Heard:
 _HEARD: "weakref.WeakKeyDictionary[Any, _Heard]" = weakref.WeakKeyDictionary()
 
 
-def _read_generation(source: str) -> int:
-    [(number,)] = prepared.fetch_all(GENERATION, {"source": source})
-    return int(number)
-
-
 def store_tile(
     *,
-    source: str,
     layer: str,
     z: int,
     x: int,
     y: int,
     filter_key: str,
-    generation: int,
+    stamp: Stamp,
     etag: str,
     tile: bytes,
 ) -> None:
@@ -343,7 +404,8 @@ def store_tile(
                 "x": x,
                 "y": y,
                 "filter_key": filter_key,
-                "generation": generation,
+                "generation": stamp[0],
+                "areas": stamp[1],
                 "etag": etag,
                 "tile": tile,
             },

@@ -1,12 +1,14 @@
 """Vector tiles (Mapbox Vector Tile) of requests, boundary layers and hot spot cells.
 
 ``tile_render`` answers ``GET /tiles/{layer}/{z}/{x}/{y}.mvt``: it checks the layer, tile and
-filter, then serves the tile from the tile cache when one was made at the layer's current
-generation, or makes it with the layer's one ``ST_AsMVT`` statement (``maps.sql_tiles``) and
-stores it. Generation numbers move inside the transactions that change the data under a layer
-(migration maps 0002), so the cache table never serves a tile after its data changed; a tile
-this process keeps in memory is checked against the number as the process last heard it
-(``sql_tiles.generation``: within milliseconds of another process's commit).
+filter, then serves the tile from the tile cache when one was made at the tile's current stamp,
+or makes it with the layer's one ``ST_AsMVT`` statement (``maps.sql_tiles``) and stores it. A
+stamp is the layer's generation and, for request tiles, the sum of the numbers of the areas
+(z12 tiles) under the tile; both move inside the transactions that change the data under them
+(migrations maps 0002 and 0005), so the cache table never serves a tile after its data
+changed, and a change to requests makes afresh only the tiles over its area. A tile this
+process keeps in memory is checked against the stamp as the process last heard it
+(``sql_tiles.stamp``: within milliseconds of another process's commit).
 
 Layers (a tile's MVT layer has the same name):
 
@@ -91,30 +93,24 @@ def tile_render(
         return Tile(content=content, etag=_etag(content), public=public, cached=False)
     key = (layer, z, x, y, filter_key)
     kept = _memory.get(key)
-    # When this process has the tile, only the layer's generation is checked.
-    if kept is not None and kept.generation == sql_tiles.generation(source=source):
+    # When this process has the tile, only its stamp is checked (heard, or one small read).
+    if kept is not None and kept.stamp == sql_tiles.stamp(
+        source=source, areas=sql_tiles.area_range(z, x, y)
+    ):
         return Tile(kept.content, kept.etag, public, cached=True, gzipped=kept.gzipped)
-    generation, stored_etag, stored = sql_tiles.cached_tile(
+    stamp, stored_etag, stored = sql_tiles.cached_tile(
         source=source, layer=layer, z=z, x=x, y=y, filter_key=filter_key
     )
     if stored_etag is not None and stored is not None:
-        kept = _Kept(generation, stored_etag, stored, _gzip(stored))
+        kept = _Kept(stamp, stored_etag, stored, _gzip(stored))
         _memory.put(key, kept)
         return Tile(stored, stored_etag, public, cached=True, gzipped=kept.gzipped)
     content = _make(layer, z, x, y, query)
     etag = _etag(content)
     sql_tiles.store_tile(
-        source=source,
-        layer=layer,
-        z=z,
-        x=x,
-        y=y,
-        filter_key=filter_key,
-        generation=generation,
-        etag=etag,
-        tile=content,
+        layer=layer, z=z, x=x, y=y, filter_key=filter_key, stamp=stamp, etag=etag, tile=content
     )
-    kept = _Kept(generation, etag, content, _gzip(content))
+    kept = _Kept(stamp, etag, content, _gzip(content))
     _memory.put(key, kept)
     return Tile(content, etag, public, cached=False, gzipped=kept.gzipped)
 
@@ -132,7 +128,7 @@ def _gzip(content: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class _Kept:
-    generation: int
+    stamp: sql_tiles.Stamp
     etag: str
     content: bytes
     gzipped: bytes
@@ -144,10 +140,9 @@ class _Kept:
 
 class _TileMemory:
     """The tiles this process served last, with their gzip-compressed copies, up to
-    GEO311_TILE_MEMORY_MB: a hit is used only at the layer's generation as
-    ``sql_tiles.generation`` has it (heard, without a query, while the layer is unchanged); it
-    saves reading and sending the tile's bytes from the database. Shared by the threads of a
-    process."""
+    GEO311_TILE_MEMORY_MB: a hit is used only at the tile's stamp as ``sql_tiles.stamp`` has it
+    (heard, without a query, while nothing under the tile changed); it saves reading and
+    sending the tile's bytes from the database. Shared by the threads of a process."""
 
     def __init__(self) -> None:
         self._tiles: OrderedDict[tuple, _Kept] = OrderedDict()

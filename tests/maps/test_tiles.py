@@ -295,6 +295,83 @@ def test_tiles_are_cached_revalidated_and_invalidated_by_changes(chicago_city):
     assert sum(f["properties"]["count"] for f in features(low)) == 2
 
 
+def test_a_change_makes_afresh_only_the_tiles_over_its_area(chicago_city):
+    """Request tiles are stamped by area (z12 tiles, migration maps 0005): a request filed
+    15 km away leaves a z16 tile cached; the z10 tile over both is made again."""
+    client = Client()
+    near = file(LOOP)
+    assert fetch(client, "requests", LOOP, 16)["X-Tile-Cache"] == "miss"
+    assert fetch(client, "requests", LOOP, 10)["X-Tile-Cache"] == "miss"
+    away = offset(LOOP, 0, -15_000)
+    assert sql_tiles.area_range(16, *tile_xy(LOOP, 16)) != sql_tiles.area_range(
+        16, *tile_xy(away, 16)
+    )
+    file(away)
+    kept = fetch(client, "requests", LOOP, 16)
+    assert kept["X-Tile-Cache"] == "hit"
+    assert {f["properties"]["public_id"] for f in features(kept)} == {near.public_id}
+    low = fetch(client, "requests", LOOP, 10)
+    assert low["X-Tile-Cache"] == "miss"
+    assert sum(f["properties"]["count"] for f in features(low)) == 2
+
+
+def test_a_change_in_the_next_area_within_a_tiles_buffer_makes_it_afresh(chicago_city):
+    """A z16 tile at the east edge of its area draws, in its buffer, requests of the next
+    area: their changes stamp it too."""
+    z = 16
+    ax0, ax1, _, _ = sql_tiles.area_range(z, *tile_xy(LOOP, z))
+    _, y = tile_xy(LOOP, z)
+    x = (ax0 + 1) * 2 ** (z - sql_tiles.AREA_ZOOM) - 1  # the last column of LOOP's area
+    assert sql_tiles.area_range(z, x, y)[:2] == (ax0, ax0 + 1)
+    east = tile_west(x + 1, z)
+    lat = (tile_north(y, z) + tile_north(y + 1, z)) / 2
+    beside = file(offset(Point(east, lat, srid=4326), 3, 0))  # 3 m into the next area
+    client = Client()
+    first = client.get(url("requests", z, x, y))
+    assert {f["properties"]["public_id"] for f in features(first)} == {beside.public_id}
+    assert client.get(url("requests", z, x, y))["X-Tile-Cache"] == "hit"
+    ServiceRequest.objects.filter(pk=beside.pk).update(
+        location=offset(Point(east, lat, srid=4326), 500, 0)  # out of the buffer
+    )
+    again = client.get(url("requests", z, x, y))
+    assert again["X-Tile-Cache"] == "miss"
+    assert features(again) == []
+
+
+def test_a_statement_over_many_areas_moves_the_whole_layer(chicago_city):
+    """A bulk statement (an import) over more than 256 areas moves the layer's generation
+    instead of each area's number."""
+    request = file(LOOP)
+
+    def numbers() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT (SELECT generation FROM maps_tile_generation WHERE layer = 'requests'),"
+                " (SELECT count(*) FROM maps_tile_area WHERE layer = 'requests')"
+            )
+            return cursor.fetchone()
+
+    generation, areas = numbers()
+    with connection.cursor() as cursor:
+        # 300 requests 0.1 degree apart along a parallel: 300 areas.
+        cursor.execute(
+            "INSERT INTO geo311_servicerequest (token, category_id, status_id, location,"
+            " address, zipcode, description, attributes, media_url, channel, service_notice,"
+            " reporter_first_name, reporter_last_name, reporter_email, reporter_phone,"
+            " reporter_device_id, reporter_account_id, routing, requested_at, updated_at,"
+            " source, address_id)"
+            " SELECT 'areas-' || g, category_id, status_id,"
+            " ST_SetSRID(ST_MakePoint(-120 + g * 0.1, 41.88), 4326), '', '', '', '{}', '',"
+            " 'api', '', '', '', '', '', '', '', '{}', now(), now(), 'test', ''"
+            " FROM geo311_servicerequest, generate_series(1, 300) g WHERE id = %s",
+            [request.pk],
+        )
+    after, areas_after = numbers()
+    assert after > generation
+    assert areas_after == areas
+    assert_counts_current()
+
+
 def test_cached_tiles_go_gzip_compressed_to_clients_that_take_gzip(chicago_city):
     client = Client()
     file(LOOP)

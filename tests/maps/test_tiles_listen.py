@@ -1,7 +1,7 @@
 """Tiles a process keeps in memory, outside a transaction as the tile view runs: served without
-a query while their layer is unchanged, and made afresh once a change commits, whether this
+a query while nothing under them changed, and made afresh once a change commits, whether this
 connection, another one or a change made while this process had no connection made it
-(``maps.sql_tiles.generation``: LISTEN on ``geo311_tiles``, migration maps 0004).
+(``maps.sql_tiles.stamp``: LISTEN on ``geo311_tiles``, migrations maps 0004 and 0005).
 
 The web process is played by a thread of its own (as a threaded gunicorn worker serves): its
 own database connection, outside the test's transaction, seeing the maps tests' committed city
@@ -20,6 +20,7 @@ import mapbox_vector_tile
 import psycopg
 import pytest
 from django.contrib.gis.geos import Point
+from django.contrib.gis.measure import D
 from django.db import connection, connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -157,9 +158,35 @@ def test_a_change_made_while_the_process_had_no_connection_is_not_missed(
     as_a_web_process(serve)
 
 
-def test_with_listening_off_the_generation_is_read_for_every_tile(
-    committed: ServiceRequest, settings
-):
+def test_a_change_in_another_area_leaves_the_tiles_kept_in_memory(committed: ServiceRequest):
+    place = committed.location
+    far = ServiceRequest.objects.filter(location__distance_gte=(place, D(km=15))).first()
+    assert far is not None
+
+    def serve() -> None:
+        client = Client()
+        fetch(client, "requests", place, Z)
+        fetch(client, "requests", place, Z)  # from memory: LISTEN, the numbers read
+        commit_elsewhere(far, move(far, AWAY))
+        # Heard: the next tile reads its layer's area numbers again, and keeps its tile.
+        deadline = time.monotonic() + 10
+        while True:
+            with CaptureQueriesContext(connection) as queries:
+                response = fetch(client, "requests", place, Z)
+            if [q["sql"] for q in queries] == [sql_tiles.AREAS] or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert [q["sql"] for q in queries] == [sql_tiles.AREAS]
+        assert response["X-Tile-Cache"] == "hit"
+        assert committed.public_id in ids(response)
+
+    try:
+        as_a_web_process(serve)
+    finally:
+        commit_elsewhere(far, far.location)
+
+
+def test_with_listening_off_the_stamp_is_read_for_every_tile(committed: ServiceRequest, settings):
     settings.GEO311_TILE_LISTEN = False  # behind a pooler that cannot LISTEN
 
     def serve() -> list[str]:
@@ -169,10 +196,10 @@ def test_with_listening_off_the_generation_is_read_for_every_tile(
             assert fetch(client, "requests", committed.location, Z)["X-Tile-Cache"] == "hit"
         return [q["sql"] for q in queries]
 
-    assert as_a_web_process(serve) == [sql_tiles.GENERATION]
+    assert as_a_web_process(serve) == [sql_tiles.STAMP]
 
 
-def test_in_a_transaction_the_generation_is_read_for_every_tile(committed: ServiceRequest):
+def test_in_a_transaction_the_stamp_is_read_for_every_tile(committed: ServiceRequest):
     """A transaction may hold its own uncommitted change, which nothing announces yet (the
     test's transaction here, as ATOMIC_REQUESTS views have)."""
     client = Client()
@@ -181,7 +208,7 @@ def test_in_a_transaction_the_generation_is_read_for_every_tile(committed: Servi
     assert connection.in_atomic_block
     with CaptureQueriesContext(connection) as queries:
         assert fetch(client, "requests", place, Z)["X-Tile-Cache"] == "hit"
-    assert [q["sql"] for q in queries] == [sql_tiles.GENERATION]
+    assert [q["sql"] for q in queries] == [sql_tiles.STAMP]
     # (A new request beside it: moving the committed one would hold its row until the end.)
     beside = file(place)
     again = fetch(client, "requests", place, Z)
