@@ -9,8 +9,9 @@ cache hits (``X-Tile-Cache: hit``). wrk shares the machine's two cores with guni
 PostgreSQL (and with other work on it: see details.load).
 
 details.under_writes: the same load, one run per rate of WRITE_RATES, while another connection
-commits changes under the tiles; every change moves the requests layer's generation, so each
-tile is made afresh once after it.
+commits changes to one request of the city; each moves the number of the request's area
+(migration maps 0005), so the tiles over that area are made afresh once after it, and the
+others stay cached.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ WRITE_RATES = (0.2, 1.0)
 
 def _with_writes(rate: float, load: Callable[[], dict]) -> dict:
     """``load`` while another connection commits ``rate`` changes a second under the tiles (one
-    request moved 1 m and back, so the data ends as it began): each moves the requests
-    layer's generation, so every process makes each tile afresh once after it (heard by
-    notification). tiles/s counts every 200 and 204, hits and fresh ones."""
+    request moved 1 m and back, so the data ends as it began): each moves the number of the
+    request's area, so every process makes the tiles over that area afresh once after it
+    (heard by notification). tiles/s counts every 200 and 204, hits and fresh ones."""
     stop = threading.Event()
     commits = 0
 
