@@ -257,3 +257,11 @@ def test_gunicorn_workers_stop_serving_the_tiles_they_keep_once_a_change_commits
             assert in_a_row == 20, "a worker kept serving the tile from before the change"
     finally:
         stop(server)
+
+
+def test_an_area_sum_walks_the_range_or_the_known_areas_with_the_same_result():
+    known = {(ax, ay): ax * 10 + ay for ax in range(3, 9) for ay in range(2, 5)}
+    for areas in [(4, 4, 3, 3), (4, 5, 3, 4), (0, 20, 0, 20), (5, 40, 0, 3), (50, 60, 50, 60)]:
+        ax0, ax1, ay0, ay1 = areas
+        expected = sum(n for (ax, ay), n in known.items() if ax0 <= ax <= ax1 and ay0 <= ay <= ay1)
+        assert sql_tiles._areas_sum(known, areas) == expected
