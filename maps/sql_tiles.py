@@ -154,29 +154,24 @@ WHERE id = %(run)s AND kind IN ('hotspots', 'emerging') AND status = 'done'
 # committed under the tile makes the sum grow. CACHED reads the stamp and, when one was made
 # at that stamp, the cached tile: one statement, so a tile is never read under a stamp older
 # than the data it shows.
-CACHED = """
-SELECT g.generation, a.areas, c.etag, c.tile
-FROM maps_tile_generation g
-CROSS JOIN LATERAL (
-    SELECT coalesce(sum(t.generation), 0)::bigint AS areas FROM maps_tile_area t
+_AREAS_SUM = """(
+    SELECT coalesce(sum(t.generation), 0)::bigint FROM maps_tile_area t
     WHERE t.layer = g.layer AND t.ax BETWEEN %(ax0)s AND %(ax1)s
       AND t.ay BETWEEN %(ay0)s AND %(ay1)s
-) a
+)"""
+_CACHED = """
+SELECT g.generation, a.areas, c.etag, c.tile
+FROM maps_tile_generation g
+CROSS JOIN LATERAL (SELECT {areas_sum} AS areas) a
 LEFT JOIN maps_tile_cache c
     ON c.layer = %(layer)s AND c.z = %(z)s AND c.x = %(x)s AND c.y = %(y)s
    AND c.filter_key = %(filter_key)s AND c.generation = g.generation AND c.areas = a.areas
 WHERE g.layer = %(source)s
 """
-
+CACHED = _CACHED.format(areas_sum=_AREAS_SUM)
 # The same stamp alone.
-STAMP = """
-SELECT g.generation, (
-    SELECT coalesce(sum(t.generation), 0)::bigint FROM maps_tile_area t
-    WHERE t.layer = g.layer AND t.ax BETWEEN %(ax0)s AND %(ax1)s
-      AND t.ay BETWEEN %(ay0)s AND %(ay1)s
-)
-FROM maps_tile_generation g WHERE g.layer = %(source)s
-"""
+_STAMP = "SELECT g.generation, {areas_sum} FROM maps_tile_generation g WHERE g.layer = %(source)s"
+STAMP = _STAMP.format(areas_sum=_AREAS_SUM)
 GENERATION = "SELECT generation FROM maps_tile_generation WHERE layer = %(source)s"
 AREAS = "SELECT ax, ay, generation FROM maps_tile_area WHERE layer = %(source)s"
 
@@ -259,9 +254,9 @@ def area_range(z: int, x: int, y: int) -> Areas:
 
 
 def cached_tile(
-    *, source: str, layer: str, z: int, x: int, y: int, filter_key: str
+    *, source: str, layer: str, z: int, x: int, y: int, filter_key: str, areas: Areas
 ) -> tuple[Stamp, str | None, bytes | None]:
-    """(current stamp of the tile, etag, tile): etag and tile None on a miss."""
+    """(current stamp of the tile over ``areas``, etag, tile): etag and tile None on a miss."""
     params: dict[str, Any] = {
         "source": source,
         "layer": layer,
@@ -269,12 +264,12 @@ def cached_tile(
         "x": x,
         "y": y,
         "filter_key": filter_key,
-        **_area_params(area_range(z, x, y)),
+        **_area_params(areas),
     }
     with connection.cursor() as cursor:
         cursor.execute(CACHED, params)
-        generation, areas, etag, tile = cursor.fetchone()
-    return (generation, areas), etag, (bytes(tile) if tile is not None else None)
+        generation, total, etag, tile = cursor.fetchone()
+    return (generation, total), etag, (bytes(tile) if tile is not None else None)
 
 
 def stamp(*, source: str, areas: Areas) -> Stamp:

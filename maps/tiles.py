@@ -93,13 +93,12 @@ def tile_render(
         return Tile(content=content, etag=_etag(content), public=public, cached=False)
     key = (layer, z, x, y, filter_key)
     kept = _memory.get(key)
+    areas = sql_tiles.area_range(z, x, y)
     # When this process has the tile, only its stamp is checked (heard, or one small read).
-    if kept is not None and kept.stamp == sql_tiles.stamp(
-        source=source, areas=sql_tiles.area_range(z, x, y)
-    ):
+    if kept is not None and kept.stamp == sql_tiles.stamp(source=source, areas=areas):
         return Tile(kept.content, kept.etag, public, cached=True, gzipped=kept.gzipped)
     stamp, stored_etag, stored = sql_tiles.cached_tile(
-        source=source, layer=layer, z=z, x=x, y=y, filter_key=filter_key
+        source=source, layer=layer, z=z, x=x, y=y, filter_key=filter_key, areas=areas
     )
     if stored_etag is not None and stored is not None:
         kept = _Kept(stamp, stored_etag, stored, _gzip(stored))
