@@ -404,9 +404,10 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """geo311 under gunicorn on the bench database, on loopback, with its log in ``log_path``."""
+    """geo311 (or another WSGI ``app``) under gunicorn on the bench database, on loopback, with
+    its log in ``log_path``."""
 
-    def __init__(self, port: int, log_path: Path, args: list[str]):
+    def __init__(self, port: int, log_path: Path, args: list[str], app: str = "geo311.wsgi"):
         env = {
             **os.environ,
             "DATABASE_URL": DATABASE_URL,
@@ -415,7 +416,7 @@ class Gunicorn:
         }
         self.cmd = [
             str(REPO / ".venv" / "bin" / "gunicorn"),
-            "geo311.wsgi",
+            app,
             "-b",
             f"127.0.0.1:{port}",
             *args,

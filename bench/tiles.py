@@ -14,6 +14,12 @@ finds its pages in PostgreSQL's shared buffers (the table is larger than they ar
 asking the API first charged it 0.1-0.5 ms a tile. z16 and z14 draw points (capped at
 GEO311_TILE_MAX_FEATURES), z12 and z10 the cell counts (unfiltered: the per-cell totals).
 
+Beside every tile, the floors under any answer are read once (``details.floors_ms``): a WSGI
+app that answers an empty 200 under the same gunicorn (``bench.floor_wsgi``), Django's /health
+(one SELECT 1) and a bare SELECT 1. ``per_zoom.*.best_ratio_p50`` is the ratio a tile would have
+if its answer cost its statement plus only that floor: where it is above the goal, no view under
+gunicorn reaches the goal at that zoom.
+
 Also measured (``details.trigger_cost``): what the cell-count triggers add to a one-row INSERT
 into geo311_servicerequest (its own transaction), with the triggers enabled and disabled, on
 the loaded table.
@@ -28,6 +34,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pycurl
 
@@ -208,6 +215,74 @@ class _Client:
         self.curl.close()
 
 
+# The floors under an API answer, each read once after every tile's API and SQL reads, under
+# two gunicorn configurations: the sync workers the tiles are measured with (a new connection
+# per answer) and gthread workers keeping the connection alive.
+FLOORS = {
+    "bare_gunicorn": "GET of a WSGI app that answers an empty 200 (bench.floor_wsgi), under "
+    "gunicorn with the same sync workers, by the same client: the server and a new connection",
+    "django_health": "GET /health of the geo311 server the tiles come from: Django with its "
+    "middleware, one SELECT 1 and a small JSON answer",
+    "bare_gunicorn_keepalive": "bare_gunicorn under gthread workers (2 threads each) keeping "
+    "the connection alive",
+    "django_health_keepalive": "django_health from geo311 under those gthread workers",
+    "select_1": "SELECT 1 on the SQL side's connection: the round trip in django_health",
+}
+KEEP_ALIVE_ARGS = ["-k", "gthread", "--threads", "2", "--keep-alive", "5"]
+
+
+class _Floors:
+    """The servers and clients of FLOORS besides the measured geo311 server, and their reads."""
+
+    def __init__(self, tmp: Path, geo311: _Client, conn: Any):
+        workers = ["--workers", str(WORKERS)]
+        bare_app = "bench.floor_wsgi:application"
+        self.servers = [
+            Gunicorn(free_port(), tmp / "bare.log", [*workers, "-k", "sync"], app=bare_app),
+            Gunicorn(free_port(), tmp / "bare-ka.log", [*workers, *KEEP_ALIVE_ARGS], app=bare_app),
+            Gunicorn(free_port(), tmp / "geo311-ka.log", [*workers, *KEEP_ALIVE_ARGS]),
+        ]
+        for server in self.servers:
+            server.wait_ready()
+        bare, bare_ka, geo311_ka = (_Client(server.port) for server in self.servers)
+        self.clients = [bare, bare_ka, geo311_ka]
+        self.reads = {
+            "bare_gunicorn": lambda: bare.get("/"),
+            "django_health": lambda: geo311.get("/health"),
+            "bare_gunicorn_keepalive": lambda: bare_ka.get("/"),
+            "django_health_keepalive": lambda: geo311_ka.get("/health"),
+            "select_1": lambda: conn.execute("SELECT 1").fetchone(),
+        }
+        self.samples: dict[str, list[float]] = {name: [] for name in FLOORS}
+
+    def sample(self) -> None:
+        for name, read in self.reads.items():
+            t0 = time.perf_counter()
+            read()
+            self.samples[name].append(time.perf_counter() - t0)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        for server in self.servers:
+            server.stop()
+
+
+def _best_ratios(sql_p50: float, floor: dict) -> dict:
+    """The API/SQL p50 ratio an answer would have if it cost its statement plus only a floor:
+    ``bare_gunicorn``, what no view under gunicorn avoids; ``django``, what a Django view with
+    one round trip adds besides the round trip (``django_health`` - ``select_1``); each also
+    with the connection kept alive."""
+    select_1 = floor["select_1"]["p50"]
+    added = {
+        "bare_gunicorn": floor["bare_gunicorn"]["p50"],
+        "django": floor["django_health"]["p50"] - select_1,
+        "bare_gunicorn_keepalive": floor["bare_gunicorn_keepalive"]["p50"],
+        "django_keepalive": floor["django_health_keepalive"]["p50"] - select_1,
+    }
+    return {name: round((sql_p50 + ms) / sql_p50, 3) for name, ms in added.items()}
+
+
 def _path(z: int, x: int, y: int) -> str:
     return f"/tiles/requests/{z}/{x}/{y}.mvt"
 
@@ -226,8 +301,12 @@ def run() -> dict:
     client = _Client(server.port)
     query = QueryDict("")
     per_zoom: dict = {}
+    floors = None
     try:
         with raw_connection(cursor_factory=psycopg.ClientCursor) as conn:
+            # What any answer costs besides its statement, sampled beside every tile read so
+            # that both see the same background load: see FLOORS.
+            floors = _Floors(tmp, client, conn)
             conn.execute(PLANNER_SETTINGS)  # as maps.sql_tiles.fetch_tile runs them
             for z in ZOOMS:
                 around = tiles_at(z)
@@ -257,6 +336,7 @@ def run() -> dict:
                                 row = conn.execute(statement, params).fetchone()
                                 sql.append(time.perf_counter() - t0)
                                 features_bytes.append(len(row[0] or b""))
+                        floors.sample()
                 a, s = latency_stats(api, scale=1e3), latency_stats(sql, scale=1e3)
                 per_zoom[f"z{z}"] = {
                     "tiles": len(tiles),
@@ -269,10 +349,16 @@ def run() -> dict:
                     "source": "cell counts" if z <= 12 else "points",
                 }
                 log(f"z{z}: API p50 {a['p50']} ms p99 {a['p99']} ms; SQL p50 {s['p50']} ms")
+            floor = {name: latency_stats(v, scale=1e3) for name, v in floors.samples.items()}
     finally:
         client.close()
+        if floors is not None:
+            floors.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    for row in per_zoom.values():
+        row["best_ratio_p50"] = _best_ratios(row["sql_ms"]["p50"], floor)
+    log("floors p50 (ms): " + ", ".join(f"{name} {floor[name]['p50']}" for name in FLOORS))
     trigger = _trigger_cost()
     log(f"trigger cost: {trigger['added_ms_p50']} ms per one-row INSERT")
     ratios = [v["ratio_p50"] for v in per_zoom.values()]
@@ -297,5 +383,7 @@ def run() -> dict:
             "rounds": ROUNDS,
             "order": "each tile's API and SQL reads back to back, API first in even rounds",
             "trigger_cost": trigger,
+            "floors_ms": floor,
+            "floors": FLOORS,
         },
     )
