@@ -696,6 +696,60 @@ def run_config(
     return result
 
 
+def framework_floor(config: Config, workdir: Path, body_list: list[bytes], main: dict) -> dict:
+    """The same load on the same server configuration, every POST with an api_key no key has:
+    gunicorn, Django, DRF and the form parser, answering 403 after one small statement (a
+    refused POST checks that the configuration it used is current). What the
+    framework costs per POST by itself, and the POSTs per second the two cores would serve if
+    the view's own work (checks, routing, duplicates, the three statements, the answer) cost
+    no Python time at all while PostgreSQL and the load generator cost what ``main`` measured."""
+    floor_dir = workdir / "floor"
+    floor_dir.mkdir()
+    (floor_dir / "bodies.txt").write_bytes(
+        b"\n".join(body.replace(b"api_key=", b"api_key=not-a-key-", 1) for body in body_list)
+    )
+    server = Server(config, floor_dir / "gunicorn.log")
+    try:
+        server.wait_ready()
+        phase = load_phase(
+            server,
+            floor_dir,
+            device=f"{DEVICE}:floor",
+            clients=config.clients,
+            seconds=SWEEP_SECONDS,
+            max_requests=MEASURE_MAX,
+        )
+    finally:
+        server.stop()
+    if set(phase["statuses"]) != {"403"}:
+        raise BenchError(f"the framework floor's POSTs were not all refused: {phase['statuses']}")
+    cpu = main["cpu_ms_per_request"]
+    per_post = (
+        phase["cpu_ms_per_request"]["gunicorn_workers"]
+        + cpu["postgres_backends"]
+        + cpu["load_generator"]
+    )
+    cores = os.cpu_count() or 1
+    result = {
+        "req_per_s": phase["req_per_s_all"],
+        "worker_cpu_ms_per_request": phase["cpu_ms_per_request"]["gunicorn_workers"],
+        "load_generator_cpu_ms_per_request": phase["cpu_ms_per_request"]["load_generator"],
+        "latency_ms": phase["latency_ms"],
+        "box_cpu_busy_pct": phase["box_cpu_busy_pct"],
+        "view_worker_cpu_ms_per_request": round(
+            cpu["gunicorn_workers"] - phase["cpu_ms_per_request"]["gunicorn_workers"], 2
+        ),
+        "ceiling_req_per_s_if_view_free": round(1e3 * cores / per_post, 1),
+        "ceiling_cpu_ms_per_post": round(per_post, 2),
+    }
+    log(
+        f"framework floor (403 at the key): {result['req_per_s']} req/s, "
+        f"{result['worker_cpu_ms_per_request']} ms worker CPU a POST; ceiling with a free view "
+        f"{result['ceiling_req_per_s_if_view_free']} POSTs/s"
+    )
+    return result
+
+
 # --- where the time goes, in process -----------------------------------------------------------
 
 
@@ -906,6 +960,7 @@ def run() -> dict:
         main = run_config(
             best, workdir, seconds=MEASURE_SECONDS, max_requests=MEASURE_MAX, tag="measure"
         )
+        floor = framework_floor(best, workdir, body_list, main)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     log("in-process profile: SQL statements per POST")
@@ -937,6 +992,7 @@ def run() -> dict:
         "history": history,
         "bodies": body_info | {"distinct_bodies": len(body_list), "seed": SEED},
         "in_process_profile": profile,
+        "framework_floor": floor,
         **setup,
         "notes": [
             "value = 201 responses per second of the measured phase (closed loop: each client "
@@ -950,6 +1006,10 @@ def run() -> dict:
             "backends of the bench database, and of the load generator, per response.",
             "in_process_profile: the same POST bodies through Django's test client (no "
             "gunicorn), every SQL statement timed by an execute_wrapper.",
+            "framework_floor: the measured configuration again for SWEEP_SECONDS, every POST "
+            "refused at the api_key (403, one small statement): what gunicorn + Django + DRF "
+            "cost a POST by themselves; ceiling_req_per_s_if_view_free = cores / (that worker "
+            "CPU + the measured PostgreSQL and load generator CPU per POST).",
         ],
         "goal_met": bool(rps >= GOAL_RPS and p99 <= GOAL_P99_MS and main["rows_match_201"]),
     }
