@@ -1,9 +1,11 @@
 """GeoJSON feature collections built by PostGIS, for the map layers and OGC API - Features.
 
 Why SQL: ``json_build_object`` / ``json_agg`` / ``ST_AsGeoJSON`` write a page of features in
-the database, and the view passes the bytes on as they come (no GEOS object, no Python dict per
-feature): for a thousand features that is an order of magnitude less work than a serializer
-(bench ``geojson_1000``).
+the database, and the view passes them on as one string, encoded once (no GEOS object, no
+Python dict per feature): for a thousand features that is an order of magnitude less work than
+a serializer (bench ``geojson_1000``). The page comes back as text, not bytea: Django's
+connection reads results in text format, where a bytea travels hex-encoded, twice its size, and
+decoding that took a fifth of a 1,000-feature page's time.
 
 Privacy: a request's geometry is ``geo311_public_location`` (migration 0009: a sensitive
 category's cell centre), its address is withheld for a sensitive category, and no reporter
@@ -49,7 +51,7 @@ _REQUEST_FROM = """
 _UTC = """to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 
 # One page of requests (ordered by id, one row past the page to know whether another follows),
-# its features as one JSON array (bytes, UTF-8), how many it holds, the last id (the keyset
+# its features as one JSON array (text), how many it holds, the last id (the keyset
 # cursor of the next page) and, when asked, how many match in all.
 # Built from this module's constants only; every value is a parameter.
 REQUEST_PAGE = f"""
@@ -75,30 +77,34 @@ WITH ids AS (
 ), page AS (
     SELECT rows.*, row_number() OVER (ORDER BY rows.id) AS n FROM rows
 )
-SELECT convert_to(coalesce(json_agg(json_build_object(
+SELECT coalesce(json_agg(json_build_object(
            'type', 'Feature',
            'id', p.public_id,
            'geometry', ST_AsGeoJSON(p.geom, 6)::json,
-           'properties', json_build_object(
-               'service_request_id', p.public_id,
-               'service_code', p.service_code,
-               'service_name', p.service_name,
-               'status', p.open311_status,
-               'detailed_status', p.status_code,
-               'status_name', p.status_name,
-               'agency_responsible', d.name,
-               'requested_datetime', {_UTC.format(column="p.requested_at")},
-               'updated_datetime', {_UTC.format(column="p.updated_at")},
-               'closed_datetime', {_UTC.format(column="p.closed_at")},
-               'address', p.address,
-               'location_precision_m', CASE WHEN p.sensitive THEN %(grid)s::float8 ELSE 0 END)
-       ) ORDER BY p.id) FILTER (WHERE p.n <= %(limit)s), '[]')::text, 'UTF8'),
+           'properties', properties
+       ) ORDER BY p.id) FILTER (WHERE p.n <= %(limit)s), '[]')::text,
        count(*) FILTER (WHERE p.n <= %(limit)s),
        count(*) > %(limit)s,
        max(p.id) FILTER (WHERE p.n <= %(limit)s),
        CASE WHEN %(count)s THEN (SELECT count(*) {_REQUEST_FROM} WHERE {_REQUEST_FILTERS}) END
 FROM page p
 LEFT JOIN geo311_department d ON d.id = p.department_id
+-- The properties as a row whose column names are their names: written as one JSON object
+-- with less work per feature than a json_build_object of as many pairs.
+CROSS JOIN LATERAL (
+    SELECT p.public_id AS service_request_id,
+           p.service_code AS service_code,
+           p.service_name AS service_name,
+           p.open311_status AS status,
+           p.status_code AS detailed_status,
+           p.status_name AS status_name,
+           d.name AS agency_responsible,
+           {_UTC.format(column="p.requested_at")} AS requested_datetime,
+           {_UTC.format(column="p.updated_at")} AS updated_datetime,
+           {_UTC.format(column="p.closed_at")} AS closed_datetime,
+           p.address AS address,
+           CASE WHEN p.sensitive THEN %(grid)s::float8 ELSE 0 END AS location_precision_m
+) properties
 """  # noqa: S608
 
 
@@ -154,7 +160,7 @@ def request_page(
     with connection.cursor() as cursor:
         cursor.execute(REQUEST_PAGE, params)
         features, returned, more, last_id, matched = cursor.fetchone()
-    return Page(bytes(features), int(returned), bool(more), last_id, matched)
+    return Page(features.encode(), int(returned), bool(more), last_id, matched)
 
 
 # The extent the public may know of all requests: the box of the table's column, rounded
@@ -213,7 +219,7 @@ WITH rows AS (
            + floor((ST_X(c) + 180) / 6)::int + 1 AS srid
     FROM (SELECT ST_Centroid(ST_Extent(geom)::geometry) AS c FROM page) centre
 )
-SELECT convert_to(coalesce(json_agg(json_build_object(
+SELECT coalesce(json_agg(json_build_object(
            'type', 'Feature',
            'id', p.id,
            'geometry', ST_AsGeoJSON(
@@ -223,7 +229,7 @@ SELECT convert_to(coalesce(json_agg(json_build_object(
                     ELSE p.geom END, 6)::json,
            'properties', json_build_object(
                'code', p.code, 'name', p.name, 'layer', p.slug, 'version', p.number)
-       ) ORDER BY p.n) FILTER (WHERE p.n <= %(limit)s), '[]')::text, 'UTF8'),
+       ) ORDER BY p.n) FILTER (WHERE p.n <= %(limit)s), '[]')::text,
        count(*) FILTER (WHERE p.n <= %(limit)s),
        count(*) > %(limit)s,
        max(p.id) FILTER (WHERE p.n <= %(limit)s),
@@ -260,7 +266,7 @@ def boundary_page(
     with connection.cursor() as cursor:
         cursor.execute(BOUNDARY_PAGE, params)
         features, returned, more, last_id, matched = cursor.fetchone()
-    return Page(bytes(features), int(returned), bool(more), last_id, matched)
+    return Page(features.encode(), int(returned), bool(more), last_id, matched)
 
 
 # Each layer with an active version, its title and its extent (the box of its boundaries).

@@ -171,6 +171,21 @@ def test_a_sensitive_request_is_at_its_cell_centre_without_address(
     assert noise.public_id in [f["id"] for f in found["features"]]
 
 
+def test_text_outside_ascii_and_json_specials_come_through_as_written(
+    chicago_requests: int, client: Client
+) -> None:
+    # The page travels as text and is encoded once in Python: every character must survive,
+    # and quotes, backslashes and control characters must be escaped.
+    address = 'Rue de l\'Église 5 "B" \\ 北京 – ✓\tend'
+    request = make_request("SIDEWALK", point=HOUSE, address=address)
+    around = (HOUSE.x - 1e-4, HOUSE.y - 1e-4, HOUSE.x + 1e-4, HOUSE.y + 1e-4)
+    response = client.get(LAYER, {"bbox": ",".join(map(str, around))})
+    body = geojson(response)
+    (feature,) = [f for f in body["features"] if f["id"] == request.public_id]
+    assert feature["properties"]["address"] == address
+    assert "北京".encode() in response.content
+
+
 def test_the_drf_gis_feature_is_the_database_feature(
     noise: ServiceRequest, chicago_requests: int
 ) -> None:
