@@ -708,19 +708,9 @@ def framework_floor(config: Config, workdir: Path, body_list: list[bytes], main:
     (floor_dir / "bodies.txt").write_bytes(
         b"\n".join(body.replace(b"api_key=", b"api_key=not-a-key-", 1) for body in body_list)
     )
-    server = Server(config, floor_dir / "gunicorn.log")
-    try:
-        server.wait_ready()
-        phase = load_phase(
-            server,
-            floor_dir,
-            device=f"{DEVICE}:floor",
-            clients=config.clients,
-            seconds=SWEEP_SECONDS,
-            max_requests=MEASURE_MAX,
-        )
-    finally:
-        server.stop()
+    phase = run_config(
+        config, floor_dir, seconds=SWEEP_SECONDS, max_requests=MEASURE_MAX, tag="floor"
+    )
     if set(phase["statuses"]) != {"403"}:
         raise BenchError(f"the framework floor's POSTs were not all refused: {phase['statuses']}")
     cpu = main["cpu_ms_per_request"]
