@@ -699,10 +699,10 @@ def run_config(
 def framework_floor(config: Config, workdir: Path, body_list: list[bytes], main: dict) -> dict:
     """The same load on the same server configuration, every POST with an api_key no key has:
     gunicorn, Django, DRF and the form parser, answering 403 after one small statement (a
-    refused POST checks that the configuration it used is current). What the
-    framework costs per POST by itself, and the POSTs per second the two cores would serve if
-    the view's own work (checks, routing, duplicates, the three statements, the answer) cost
-    no Python time at all while PostgreSQL and the load generator cost what ``main`` measured."""
+    refused POST checks that the configuration it used is current). What the framework costs
+    a POST by itself, and the POSTs per second the cores would serve if the view's own work
+    (checks, routing, duplicates, running the three statements, the answer) cost the workers
+    nothing while PostgreSQL and the load generator cost what ``main`` measured."""
     floor_dir = workdir / "floor"
     floor_dir.mkdir()
     (floor_dir / "bodies.txt").write_bytes(

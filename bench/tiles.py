@@ -237,13 +237,19 @@ class _Floors:
     def __init__(self, tmp: Path, geo311: _Client, conn: Any):
         workers = ["--workers", str(WORKERS)]
         bare_app = "bench.floor_wsgi:application"
-        self.servers = [
-            Gunicorn(free_port(), tmp / "bare.log", [*workers, "-k", "sync"], app=bare_app),
-            Gunicorn(free_port(), tmp / "bare-ka.log", [*workers, *KEEP_ALIVE_ARGS], app=bare_app),
-            Gunicorn(free_port(), tmp / "geo311-ka.log", [*workers, *KEEP_ALIVE_ARGS]),
-        ]
-        for server in self.servers:
-            server.wait_ready()
+        self.servers: list[Gunicorn] = []
+        self.clients: list[_Client] = []
+        try:
+            for log_name, args, app in (
+                ("bare.log", [*workers, "-k", "sync"], bare_app),
+                ("bare-ka.log", [*workers, *KEEP_ALIVE_ARGS], bare_app),
+                ("geo311-ka.log", [*workers, *KEEP_ALIVE_ARGS], "geo311.wsgi"),
+            ):
+                self.servers.append(Gunicorn(free_port(), tmp / log_name, args, app=app))
+                self.servers[-1].wait_ready()
+        except BaseException:
+            self.close()
+            raise
         bare, bare_ka, geo311_ka = (_Client(server.port) for server in self.servers)
         self.clients = [bare, bare_ka, geo311_ka]
         self.reads = {
