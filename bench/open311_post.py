@@ -30,7 +30,10 @@ phase. Each phase is bounded by time and by count.
    client threads), ``SWEEP_SECONDS`` each after a warm-up; the one with the most 201s per
    second within the p99 goal is kept (the most 201s per second when none is within it);
 2. measurement with the best configuration, ``MEASURE_SECONDS`` (at most ``MEASURE_MAX``
-   requests).
+   requests);
+3. framework floor (``details.framework_floor``): the best configuration again with every POST's
+   api_key wrong, so each is refused with a 403 before any filing: what gunicorn, Django, DRF and
+   the form parser cost a POST by themselves, and the ceiling that leaves on these cores.
 
 Per phase: 201s/s (the value), p50/p90/p99 latency of every response (ms), non-201 answers by
 status, the rows the phase's ``device_id`` left in the database (must equal its 201s), and the
