@@ -12,7 +12,7 @@ before the request's first query, as after a failed ``SELECT 1``. A connection i
 transaction is asked with ``SELECT 1`` as before.
 
 One thing an idle connection may be told is a notification: web connections LISTEN for tile
-generations (``maps.sql_tiles.generation``). A readable socket is therefore read (libpq's
+layers and areas (``maps.sql_tiles.stamp``). A readable socket is therefore read (libpq's
 PQconsumeInput, no round trip): the connection stays usable when it is still good after that,
 and the notifications wait in libpq for the next statement or PQnotifies, as they would have.
 

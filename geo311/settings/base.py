@@ -224,9 +224,9 @@ GEO311_TILE_MAX_AGE = env.int("GEO311_TILE_MAX_AGE", default=60)
 GEO311_TILE_CACHE = env.bool("GEO311_TILE_CACHE", default=True)
 # ... and in each process, the tiles it served last (checked against the generation too).
 GEO311_TILE_MEMORY_MB = env.int("GEO311_TILE_MEMORY_MB", default=64)
-# Whether a process hears generation changes (LISTEN) instead of reading the generation for
-# every tile it serves from memory; off behind a pooler that cannot LISTEN (PgBouncer in
-# transaction mode).
+# Whether a process hears tile layers and areas change (LISTEN) instead of reading their
+# numbers for every tile it serves from memory; off behind a pooler that cannot LISTEN
+# (PgBouncer in transaction mode).
 GEO311_TILE_LISTEN = env.bool("GEO311_TILE_LISTEN", default=True)
 
 # Open311: the jurisdiction this server answers for (a different jurisdiction_id is a 404), and

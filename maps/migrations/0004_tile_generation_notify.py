@@ -3,7 +3,7 @@ on the ``geo311_tiles`` channel naming the layer ("requests", "boundaries", "hot
 
 PostgreSQL delivers it when the change commits, once per layer per transaction (equal
 notifications of one transaction are folded), to every connection that LISTENs: the web
-processes' connections (``maps.sql_tiles.generation``), which then read the number again
+processes' connections (``maps.sql_tiles.stamp``), which then read the number again
 before serving a tile they keep in memory, instead of reading it for every tile. The
 generation row is still moved in the transaction, so the tile cache table (read with the
 number in one statement) is exactly as before.
